@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Test-time references only (never used by the rlhf binary): Hugging Face transformers, tokenizers
+# and PEFT on Debian's python3-torch, in .venv with system site packages. Pinned versions that
+# work with torch 1.13.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${RLHF_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import transformers, tokenizers, peft" 2>/dev/null; then
+  /usr/bin/python3 -m venv --system-site-packages "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check \
+      "transformers==4.45.2" "tokenizers==0.20.3" "safetensors==0.4.5" psutil pyyaml tqdm
+  # peft/accelerate ask for a torch newer than Debian's "1.13.0a0"; they work with it.
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "peft==0.13.2" "accelerate==0.34.2"
+fi
+"$VENV/bin/python" -c "import transformers, tokenizers, peft; print('venv ok: transformers', transformers.__version__, 'tokenizers', tokenizers.__version__, 'peft', peft.__version__)"

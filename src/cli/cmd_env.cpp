@@ -1,0 +1,52 @@
+// `rlhf env`: what the runtime chose on this machine, and how fast its matmuls are.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/cpu.h"
+#include "core/runtime.h"
+#include "io/json.h"
+
+namespace rlhf::cli {
+
+Command add_env(CLI::App& root) {
+  auto* app = root.add_subcommand("env", "Show threads, BLAS and its kernel, CPU ISA, libtorch, device, and "
+                                         "measured fp32/bf16 matmul GFLOP/s");
+  auto json = std::make_shared<bool>(false);
+  auto size = std::make_shared<int>(1024);
+  app->add_flag("--json", *json, "print one JSON object");
+  app->add_option("--size", *size, "matmul size n for the n x n x n measurement")->capture_default_str();
+  return {app, [json, size] {
+            const RuntimeInfo& rt = runtime();
+            const CpuInfo& cpu = cpu_info();
+            double f32 = measure_matmul_gflops(torch::kFloat, *size);
+            double b16 = measure_matmul_gflops(torch::kBFloat16, *size);
+            Json j = {{"threads", rt.threads},
+                      {"usable_cores", usable_cores()},
+                      {"cpu", cpu.brand},
+                      {"isa", rt.isa},
+                      {"blas", rt.blas},
+                      {"blas_kernel", rt.blas_kernel},
+                      {"blas_note", rt.blas_note},
+                      {"libtorch", rt.torch_version},
+                      {"device", rt.device},
+                      {"dtype", rt.dtype},
+                      {"matmul_n", *size},
+                      {"fp32_gflops", f32},
+                      {"bf16_gflops", b16}};
+            if (*json) {
+              std::printf("%s\n", j.dump().c_str());
+              return;
+            }
+            std::printf("cpu          %s (%s)\n", cpu.brand.c_str(), rt.isa.c_str());
+            std::printf("threads      %d (usable cores: %d)\n", rt.threads, usable_cores());
+            std::printf("blas         %s\n", rt.blas.c_str());
+            std::printf("blas kernel  %s%s%s\n", rt.blas_kernel.empty() ? "-" : rt.blas_kernel.c_str(),
+                        rt.blas_note.empty() ? "" : "  ", rt.blas_note.c_str());
+            std::printf("libtorch     %s\n", rt.torch_version.c_str());
+            std::printf("device       %s\n", rt.device.c_str());
+            std::printf("dtype        %s\n", rt.dtype.c_str());
+            std::printf("matmul %d^3  fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", *size, f32, b16);
+          }};
+}
+
+}  // namespace rlhf::cli

@@ -1,0 +1,24 @@
+// Every subcommand is one add_<name>() that declares its options on the CLI11 app and returns the
+// function that runs it. main.cpp lists them; nothing else is registered anywhere.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace rlhf::cli {
+
+struct Command {
+  CLI::App* app;
+  std::function<void()> run;
+};
+
+Command add_env(CLI::App& root);
+Command add_init(CLI::App& root);
+Command add_logprobs(CLI::App& root);
+
+// "5,17,300" -> {5, 17, 300}; errors name the option.
+std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);
+
+}  // namespace rlhf::cli

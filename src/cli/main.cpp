@@ -1,0 +1,66 @@
+// The rlhf executable: parses the command line, sets up the runtime for this machine, runs one
+// subcommand. The only place that catches errors: it prints one line and exits non-zero.
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/runtime.h"
+
+int main(int argc, char** argv) {
+  rlhf::fix_blas_kernel_or_reexec(argv);
+
+  CLI::App app{"rlhf: supervised fine-tuning, reward models, PPO/GRPO/RLOO and DPO for Hugging Face\n"
+               "causal language models, in one native binary.",
+               "rlhf"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.set_version_flag("--version", "rlhf 0.1.0");
+  rlhf::RuntimeOptions ro;
+  bool quiet = false, verbose = false;
+  app.add_option("--threads", ro.threads, "CPU threads (0 = all usable cores)")->capture_default_str();
+  app.add_option("--device", ro.device, "cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--dtype", ro.dtype, "compute dtype: fp32 | bf16 (bf16 autocast; weights stay fp32)")
+      ->capture_default_str();
+  app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr");
+  app.add_flag("-v,--verbose", verbose, "debug output; errors show their source location");
+
+  std::vector<rlhf::cli::Command> commands = {
+      rlhf::cli::add_env(app),
+      rlhf::cli::add_init(app),
+      rlhf::cli::add_logprobs(app),
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    rlhf::set_log_level(verbose ? rlhf::LogLevel::Debug : quiet ? rlhf::LogLevel::Warn : rlhf::LogLevel::Info);
+    rlhf::init_runtime(ro);
+    for (auto& c : commands) {
+      if (c.app->parsed()) c.run();
+    }
+  } catch (const rlhf::Error& e) {
+    if (verbose) std::fprintf(stderr, "error: %s [%s:%d]\n", e.what(), e.file, e.line);
+    else std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    msg = msg.substr(0, msg.find('\n'));
+    std::fprintf(stderr, "error: libtorch: %s\n", msg.c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory; use a smaller batch, a shorter max length, or --lora\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,38 @@
+#include "io/json.h"
+
+#include "core/fs.h"
+
+namespace rlhf {
+
+std::string json_type_name(const Json& j) {
+  switch (j.type()) {
+    case Json::value_t::null: return "null";
+    case Json::value_t::object: return "object";
+    case Json::value_t::array: return "array";
+    case Json::value_t::string: return "string";
+    case Json::value_t::boolean: return "boolean";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned: return "integer";
+    case Json::value_t::number_float: return "number";
+    default: return "other";
+  }
+}
+
+Json parse_json(std::string_view text, const std::string& where) {
+  try {
+    return Json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    RLHF_FAIL(where, ": invalid JSON at byte ", e.byte, " (",
+              std::string(e.what()).substr(std::string(e.what()).rfind(':') + 2), ")");
+  }
+}
+
+Json read_json_file(const std::filesystem::path& path, std::string_view what) {
+  return parse_json(read_file(path, what), path.string());
+}
+
+void write_json_atomic(const std::filesystem::path& path, const Json& j, int indent) {
+  write_file_atomic(path, j.dump(indent) + "\n");
+}
+
+}  // namespace rlhf

@@ -1,0 +1,204 @@
+#include "model/layers.h"
+
+#include <torch/version.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace rlhf {
+
+// ---- Linear (+ LoRA) -----------------------------------------------------------------------------
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  auto y = torch::linear(x, weight, bias);
+  if (lora_A && lora_switch && lora_switch->enabled) {
+    auto h = (lora_dropout > 0 && is_training()) ? torch::dropout(x, lora_dropout, /*train=*/true) : x;
+    y = y + lora_B(lora_A(h)) * lora_scaling;
+  }
+  return y;
+}
+
+void LinearImpl::attach_lora(int64_t rank, double alpha, double dropout, std::shared_ptr<LoraSwitch> sw,
+                             bool use_rslora) {
+  RLHF_CHECK(rank > 0, "LoRA rank must be positive, got ", rank);
+  RLHF_CHECK(!lora_A, "a LoRA adapter is already attached");
+  auto opts = weight.options();
+  lora_A = register_module("lora_A", torch::nn::Linear(torch::nn::LinearOptions(in_features, rank).bias(false)));
+  lora_B = register_module("lora_B", torch::nn::Linear(torch::nn::LinearOptions(rank, out_features).bias(false)));
+  lora_A->to(opts.device(), opts.dtype().toScalarType());
+  lora_B->to(opts.device(), opts.dtype().toScalarType());
+  {
+    torch::NoGradGuard ng;
+    // As PEFT: A ~ kaiming-uniform(a = sqrt(5)), B = 0, so the adapter starts as a no-op.
+    torch::nn::init::kaiming_uniform_(lora_A->weight, std::sqrt(5.0));
+    lora_B->weight.zero_();
+  }
+  lora_scaling = use_rslora ? alpha / std::sqrt(double(rank)) : alpha / double(rank);
+  lora_dropout = dropout;
+  lora_switch = std::move(sw);
+}
+
+void LinearImpl::merge_lora() {
+  if (!lora_A) return;
+  torch::NoGradGuard ng;
+  weight.add_(torch::matmul(lora_B->weight, lora_A->weight) * lora_scaling);
+  unregister_module("lora_A");
+  unregister_module("lora_B");
+  lora_A = nullptr;
+  lora_B = nullptr;
+}
+
+// ---- norms, activations ------------------------------------------------------------------------------
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto xf = x.to(torch::kFloat);
+  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
+  if (name == "gelu") return torch::gelu(x);
+  if (name == "silu" || name == "swish") return torch::silu(x);
+  if (name == "relu") return torch::relu(x);
+  RLHF_FAIL("activation \"", name, "\" is not supported");
+}
+
+// ---- rotary embeddings --------------------------------------------------------------------------------
+
+Rope::Rope(const ModelConfig& cfg) {
+  const int64_t D = cfg.head_dim;
+  auto inv = 1.0 / torch::pow(cfg.rope_theta, torch::arange(0, D, 2, torch::kLong).to(torch::kFloat) / double(D));
+  const auto& rs = cfg.rope_scaling;
+  if (rs.type == "linear") {
+    inv = inv / rs.factor;
+  } else if (rs.type == "llama3") {
+    // Llama 3.1: long wavelengths are slowed down by `factor`, short ones kept, the band between
+    // interpolated smoothly (as transformers' _compute_llama3_parameters).
+    double old_ctx = double(rs.original_max_position_embeddings);
+    double low_wavelen = old_ctx / rs.low_freq_factor, high_wavelen = old_ctx / rs.high_freq_factor;
+    auto wavelen = 2.0 * M_PI / inv;
+    auto scaled = torch::where(wavelen > low_wavelen, inv / rs.factor, inv);
+    auto smooth = (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+    auto smoothed = (1 - smooth) * scaled / rs.factor + smooth * scaled;
+    auto medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    inv = torch::where(medium, smoothed, scaled);
+  }
+  inv_freq_ = inv.to(torch::kFloat).contiguous();
+}
+
+std::pair<torch::Tensor, torch::Tensor> Rope::cos_sin(const torch::Tensor& position_ids) const {
+  auto inv = inv_freq_.to(position_ids.device());
+  auto freqs = position_ids.to(torch::kFloat).unsqueeze(-1) * inv;  // (B, T, D/2)
+  auto emb = torch::cat({freqs, freqs}, -1);                          // (B, T, D)
+  return {emb.cos(), emb.sin()};
+}
+
+torch::Tensor Rope::apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  auto c = cos.unsqueeze(1).to(x.scalar_type()), s = sin.unsqueeze(1).to(x.scalar_type());  // (B, 1, T, D)
+  auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return x * c + rotated * s;
+}
+
+// ---- KV cache --------------------------------------------------------------------------------------------
+
+void KVCache::init(const ModelConfig& cfg, int64_t batch, int64_t cap, torch::Dtype dtype, torch::Device dev) {
+  auto opts = torch::TensorOptions().dtype(dtype).device(dev);
+  k.clear();
+  v.clear();
+  for (int64_t i = 0; i < cfg.n_layer; ++i) {
+    k.push_back(torch::empty({batch, cfg.n_kv_head, cap, cfg.head_dim}, opts));
+    v.push_back(torch::empty({batch, cfg.n_kv_head, cap, cfg.head_dim}, opts));
+  }
+  key_mask = torch::zeros({batch, cap}, torch::TensorOptions().dtype(torch::kLong).device(dev));
+  len = 0;
+  capacity = cap;
+}
+
+void KVCache::select_rows(const torch::Tensor& rows) {
+  for (auto& t : k) t = t.index_select(0, rows);
+  for (auto& t : v) t = t.index_select(0, rows);
+  key_mask = key_mask.index_select(0, rows);
+}
+
+void KVCache::repeat_rows(int64_t n) {
+  if (n == 1) return;
+  for (auto& t : k) t = t.repeat_interleave(n, 0);
+  for (auto& t : v) t = t.repeat_interleave(n, 0);
+  key_mask = key_mask.repeat_interleave(n, 0);
+}
+
+std::pair<torch::Tensor, torch::Tensor> cache_append(KVCache& cache, int64_t layer, const torch::Tensor& k_new,
+                                                     const torch::Tensor& v_new) {
+  const int64_t T = k_new.size(2);
+  RLHF_CHECK(cache.len + T <= cache.capacity, "KV cache overflow: ", cache.len + T, " positions > capacity ",
+             cache.capacity);
+  cache.k[layer].narrow(2, cache.len, T).copy_(k_new);
+  cache.v[layer].narrow(2, cache.len, T).copy_(v_new);
+  return {cache.k[layer].narrow(2, 0, cache.len + T), cache.v[layer].narrow(2, 0, cache.len + T)};
+}
+
+// ---- masks and attention --------------------------------------------------------------------------------
+
+torch::Tensor positions_from_mask(const torch::Tensor& mask) {
+  auto m = mask.to(torch::kLong);
+  auto pos = m.cumsum(1) - 1;
+  return pos.masked_fill(m == 0, 1);
+}
+
+torch::Tensor attention_bias(int64_t T, int64_t S, const torch::Tensor& key_mask, const torch::Tensor& segment_ids,
+                             int64_t sliding_window, torch::Device dev) {
+  auto lopts = torch::TensorOptions().dtype(torch::kLong).device(dev);
+  auto q_pos = torch::arange(S - T, S, lopts).unsqueeze(1);  // (T, 1)
+  auto k_pos = torch::arange(0, S, lopts).unsqueeze(0);      // (1, S)
+  auto allowed = (k_pos <= q_pos);                            // (T, S)
+  if (sliding_window > 0) allowed = allowed.logical_and(q_pos - k_pos < sliding_window);
+  allowed = allowed.unsqueeze(0);                             // (1, T, S)
+  if (key_mask.defined()) allowed = allowed.logical_and(key_mask.to(torch::kBool).unsqueeze(1));  // (B, T, S)
+  if (segment_ids.defined()) {
+    RLHF_CHECK(S == T, "segment ids (packing) cannot be combined with a KV cache");
+    allowed = allowed.logical_and(segment_ids.unsqueeze(2) == segment_ids.unsqueeze(1));
+  }
+  auto bias = torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(torch::kFloat).device(dev));
+  bias.masked_fill_(allowed.logical_not(), std::numeric_limits<float>::lowest());
+  return bias.unsqueeze(1);  // (B|1, 1, T, S)
+}
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& bias, double scale, double dropout_p, bool training) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const int64_t Hkv = k.size(1), S = k.size(2), G = H / Hkv;
+  const bool drop = training && dropout_p > 0;
+#if TORCH_VERSION_MAJOR >= 2
+  if (q.is_cuda()) {
+    // Fused kernels on GPU; key/value heads repeated for grouped-query attention.
+    auto kk = G > 1 ? k.repeat_interleave(G, 1) : k, vv = G > 1 ? v.repeat_interleave(G, 1) : v;
+    auto out = at::scaled_dot_product_attention(q, kk, vv, bias.to(q.scalar_type()), drop ? dropout_p : 0.0,
+                                                /*is_causal=*/false, scale);
+    return out.transpose(1, 2).reshape({B, T, H * D});
+  }
+#endif
+  // Grouped heads: the G query heads that share a key/value head are stacked along T, so keys and
+  // values are never copied.  (B, Hkv, G*T, D) @ (B, Hkv, D, S) -> (B, Hkv, G*T, S)
+  auto qg = (q * scale).reshape({B, Hkv, G * T, D});
+  auto scores = torch::matmul(qg, k.transpose(-1, -2)).view({B, Hkv, G, T, S});
+  scores = scores + bias.unsqueeze(2);                                  // bias (B|1, 1, 1, T, S)
+  auto probs = torch::softmax(scores, -1, torch::kFloat).to(v.scalar_type());
+  if (drop) probs = torch::dropout(probs, dropout_p, true);
+  auto out = torch::matmul(probs.view({B, Hkv, G * T, S}), v);          // (B, Hkv, G*T, D)
+  return out.view({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
+}
+
+}  // namespace rlhf

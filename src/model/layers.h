@@ -1,0 +1,109 @@
+// Building blocks shared by every architecture: a Linear that can carry a LoRA adapter, RMSNorm,
+// activations, rotary position embeddings, the attention mask, the KV cache and attention itself.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace rlhf {
+
+// Shared switch for every LoRA adapter of one model: off = the frozen base model (the reference
+// policy in DPO and PPO is the same weights with this off).
+struct LoraSwitch {
+  bool enabled = true;
+};
+
+// y = x W^T + b  (+ scaling * B(A(dropout(x))) when a LoRA adapter is attached and enabled).
+// Parameters are named as Hugging Face / PEFT name them: weight, bias, lora_A.weight, lora_B.weight.
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  void attach_lora(int64_t rank, double alpha, double dropout, std::shared_ptr<LoraSwitch> sw, bool use_rslora = false);
+  bool has_lora() const { return !lora_A.is_empty(); }
+  // Folds the adapter into `weight` and removes it.
+  void merge_lora();
+
+  int64_t in_features, out_features;
+  torch::Tensor weight;  // (out, in)
+  torch::Tensor bias;    // (out) or undefined
+  torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};  // (r, in), (out, r)
+  double lora_scaling = 0.0, lora_dropout = 0.0;
+  std::shared_ptr<LoraSwitch> lora_switch;
+};
+TORCH_MODULE(Linear);
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+torch::Tensor activation(const torch::Tensor& x, const std::string& name);
+
+// Rotary embeddings in the Hugging Face layout (rotate_half: first and second half of each head).
+class Rope {
+ public:
+  explicit Rope(const ModelConfig& cfg);
+  // cos, sin: (B, T, head_dim) float32 for position_ids (B, T).
+  std::pair<torch::Tensor, torch::Tensor> cos_sin(const torch::Tensor& position_ids) const;
+  // x: (B, H, T, D); cos/sin (B, T, D)
+  static torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  const torch::Tensor& inv_freq() const { return inv_freq_; }
+
+ private:
+  torch::Tensor inv_freq_;  // (D/2) float32, CPU; moved to the positions' device on use
+};
+
+// Keys and values of every layer for incremental decoding. Rows are sequences; `key_mask` marks
+// which cached positions are real tokens (left padding is 0).
+struct KVCache {
+  std::vector<torch::Tensor> k, v;  // per layer (B, n_kv_head, capacity, head_dim)
+  torch::Tensor key_mask;           // (B, capacity) int64 1 = real token
+  int64_t len = 0;                  // positions filled
+  int64_t capacity = 0;
+
+  void init(const ModelConfig& cfg, int64_t batch, int64_t capacity, torch::Dtype dtype, torch::Device dev);
+  int64_t batch() const { return key_mask.defined() ? key_mask.size(0) : 0; }
+  // Keeps only the rows `rows` (int64 indices), e.g. to drop finished sequences.
+  void select_rows(const torch::Tensor& rows);
+  // Repeats every row n times (row i becomes rows i*n .. i*n+n-1): n samples sharing one prefill.
+  void repeat_rows(int64_t n);
+};
+
+// Inputs beyond the token ids.
+struct ForwardArgs {
+  torch::Tensor attention_mask;  // (B, S) 1 = token, 0 = padding; S = cached + new. Undefined: none
+  torch::Tensor position_ids;    // (B, T). Undefined: follows the mask (cumsum - 1), as HF does
+  torch::Tensor segment_ids;     // (B, T) packed rows: attention stays within a segment
+  KVCache* cache = nullptr;      // read cached keys, append the new ones
+};
+
+// Position ids that follow a padding mask: the first real token of each row gets 0.
+// mask (B, S) -> (B, S) int64; padded positions get 1 (as HF generate does; they are masked anyway).
+torch::Tensor positions_from_mask(const torch::Tensor& mask);
+
+// Additive attention bias (B or 1, 1, T, S) float32: 0 where query t (absolute position S-T+t) may
+// attend key s, a large negative number elsewhere (causal, padding, segments, sliding window).
+torch::Tensor attention_bias(int64_t T, int64_t S, const torch::Tensor& key_mask, const torch::Tensor& segment_ids,
+                             int64_t sliding_window, torch::Device dev);
+
+// Scaled dot-product attention with grouped-query heads. q (B, H, T, D); k, v (B, Hkv, S, D);
+// bias (B|1, 1, T, S). Returns (B, T, H*D). Softmax in float32.
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& bias, double scale, double dropout_p, bool training);
+
+// Writes k_new/v_new (B, Hkv, T, D) of `layer` into the cache at [len, len+T) and returns the
+// cached keys/values [0, len+T). The caller advances cache.len once all layers are done.
+std::pair<torch::Tensor, torch::Tensor> cache_append(KVCache& cache, int64_t layer, const torch::Tensor& k_new,
+                                                     const torch::Tensor& v_new);
+
+}  // namespace rlhf

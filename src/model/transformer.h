@@ -1,0 +1,80 @@
+// The decoder-only transformer interface every architecture implements. Parameters are registered
+// under their Hugging Face names (transformer.h.0.attn.c_attn.weight, model.layers.0.self_attn.q_proj.weight,
+// ...), so loading, saving and PEFT adapter keys are a direct mapping.
+#pragma once
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "model/layers.h"
+
+namespace rlhf {
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  explicit TransformerImpl(ModelConfig cfg) : cfg_(std::move(cfg)), lora_switch_(std::make_shared<LoraSwitch>()) {}
+  const ModelConfig& config() const { return cfg_; }
+  ModelConfig& mutable_config() { return cfg_; }
+
+  // Final hidden states (B, T, C), after the last norm.
+  virtual torch::Tensor hidden(const torch::Tensor& ids, const ForwardArgs& args = {}) = 0;
+  // The head over hidden states (..., C): LM logits (..., V) or scores (..., num_labels).
+  virtual torch::Tensor head(const torch::Tensor& h) = 0;
+  torch::Tensor forward(const torch::Tensor& ids, const ForwardArgs& args = {}) { return head(hidden(ids, args)); }
+
+  // The weight of the LM head (V, C) (the embedding when tied).
+  virtual torch::Tensor lm_head_weight() = 0;
+  // Every Linear layer with its full name ("model.layers.0.self_attn.q_proj"), for LoRA.
+  std::vector<std::pair<std::string, Linear>> linear_layers();
+
+  // Hugging Face layout: is this parameter stored transposed (GPT-2 Conv1D), and other names a
+  // checkpoint may use for it (GPT-2 without the "transformer." prefix).
+  virtual bool hf_transposed(const std::string& name) const { return false; }
+  virtual std::vector<std::string> hf_aliases(const std::string& name) const { return {}; }
+  // Tensors in HF files we know and deliberately skip (old attention-mask buffers, rotary caches).
+  virtual bool hf_ignorable(const std::string& name) const;
+
+  // Dropout probability for every dropout in the model (0 disables; RL trainers do).
+  void set_dropout(double p);
+  // Random initialisation as transformers does it (normal(0, initializer_range), zero biases,
+  // unit norms; GPT-2 scales residual projections by 1/sqrt(2 n_layer)).
+  virtual void init_weights(uint64_t seed);
+
+  std::shared_ptr<LoraSwitch> lora_switch() const { return lora_switch_; }
+
+ protected:
+  ModelConfig cfg_;
+  std::shared_ptr<LoraSwitch> lora_switch_;
+  double embd_pdrop_ = 0, attn_pdrop_ = 0, resid_pdrop_ = 0;
+
+  // Shared preamble of hidden(): key mask, positions and attention bias for this call, and the
+  // cache bookkeeping. T new tokens, `past` cached ones.
+  struct Prepared {
+    torch::Tensor positions;  // (B, T)
+    torch::Tensor bias;       // (B|1, 1, T, S)
+  };
+  Prepared prepare(const torch::Tensor& ids, const ForwardArgs& args) const;
+};
+
+using Transformer = std::shared_ptr<TransformerImpl>;
+
+// A fresh model of this config (random init from `seed`), on the runtime device.
+Transformer make_model(const ModelConfig& cfg, uint64_t seed = 0);
+// Loads config.json + safetensors from a Hugging Face model directory. `head` overrides the config's
+// head type (e.g. Score to initialise a reward model from an SFT model: the LM head is dropped and
+// a new score head is initialised with `seed`).
+Transformer load_model(const std::filesystem::path& dir, std::optional<Head> head = std::nullopt, uint64_t seed = 0);
+// Copies weights from HF-named tensors into the model; every parameter must be found with the
+// right shape. Returns the names of tensors that were present but not used.
+std::vector<std::string> load_weights(TransformerImpl& model, const SafetensorsReader& st, bool allow_missing_head = false);
+// Parameters under their HF names and layouts (Conv1D transposed back; tied heads omitted).
+NamedTensors hf_state_dict(TransformerImpl& model);
+// Writes config.json + model.safetensors (sharded above 5 GB) into `dir`, each file atomically.
+void save_model(TransformerImpl& model, const std::filesystem::path& dir, torch::ScalarType dtype = torch::kFloat);
+
+}  // namespace rlhf
