@@ -17,6 +17,12 @@ struct Command {
 Command add_env(CLI::App& root);
 Command add_init(CLI::App& root);
 Command add_logprobs(CLI::App& root);
+Command add_tokenize(CLI::App& root);
+Command add_tokenizer(CLI::App& root);
+Command add_generate(CLI::App& root);
+Command add_sft(CLI::App& root);
+Command add_pretrain(CLI::App& root);
+Command add_merge(CLI::App& root);
 
 // "5,17,300" -> {5, 17, 300}; errors name the option.
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);

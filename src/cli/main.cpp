@@ -2,10 +2,12 @@
 // subcommand. The only place that catches errors: it prints one line and exits non-zero.
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/config_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -18,6 +20,7 @@ int main(int argc, char** argv) {
                "rlhf"};
   app.require_subcommand(1);
   app.fallthrough();
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // --config values, then overrides
   app.set_version_flag("--version", "rlhf 0.1.0");
   rlhf::RuntimeOptions ro;
   bool quiet = false, verbose = false;
@@ -32,17 +35,30 @@ int main(int argc, char** argv) {
       rlhf::cli::add_env(app),
       rlhf::cli::add_init(app),
       rlhf::cli::add_logprobs(app),
+      rlhf::cli::add_tokenize(app),
+      rlhf::cli::add_tokenizer(app),
+      rlhf::cli::add_generate(app),
+      rlhf::cli::add_sft(app),
+      rlhf::cli::add_pretrain(app),
+      rlhf::cli::add_merge(app),
   };
 
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args(argv + 1, argv + argc);
+    args = rlhf::cli::expand_config_args(app, args);
+    std::reverse(args.begin(), args.end());  // CLI11 takes the vector back to front
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const rlhf::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
   }
 
   try {
     rlhf::set_log_level(verbose ? rlhf::LogLevel::Debug : quiet ? rlhf::LogLevel::Warn : rlhf::LogLevel::Info);
     rlhf::init_runtime(ro);
+    rlhf::log_debug(rlhf::runtime().summary());
     for (auto& c : commands) {
       if (c.app->parsed()) c.run();
     }

@@ -24,6 +24,8 @@ Json parse_json(std::string_view text, const std::string& where) {
   } catch (const nlohmann::json::parse_error& e) {
     RLHF_FAIL(where, ": invalid JSON at byte ", e.byte, " (",
               std::string(e.what()).substr(std::string(e.what()).rfind(':') + 2), ")");
+  } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range.406: a number like 1e999
+    RLHF_FAIL(where, ": invalid JSON (", e.what(), ")");
   }
 }
 

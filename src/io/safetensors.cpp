@@ -54,7 +54,23 @@ torch::ScalarType st_dtype_from_name(const std::string& name, const std::string&
 }
 
 SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path) {
-  const std::string p = path.string();
+  try {
+    open_and_validate();
+  } catch (...) {
+    release();  // a constructor that throws runs no destructor: unmap and close here
+    throw;
+  }
+}
+
+void SafetensorsFile::release() {
+  if (map_) munmap(const_cast<uint8_t*>(map_), size_);
+  if (fd_ >= 0) ::close(fd_);
+  map_ = nullptr;
+  fd_ = -1;
+}
+
+void SafetensorsFile::open_and_validate() {
+  const std::string p = path_.string();
   fd_ = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
   RLHF_CHECK(fd_ >= 0, p, ": cannot open (", std::strerror(errno), "); check the path");
   struct stat st {};
@@ -77,6 +93,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
     h = Json::parse(header.begin(), header.end());
   } catch (const nlohmann::json::parse_error& e) {
     RLHF_FAIL(p, ": header is not valid JSON (at byte ", e.byte, "); the file is corrupt");
+  } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range.406: a number like 1e999
+    RLHF_FAIL(p, ": header is not valid JSON (", e.what(), "); the file is corrupt");
   }
   RLHF_CHECK(h.is_object(), p, ": header is not a JSON object");
   data_ = map_ + 8 + n;
@@ -124,9 +142,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
     RLHF_CHECK(info.begin <= info.end, where, " has data_offsets begin > end");
     RLHF_CHECK(info.end <= data_len, where, " ends at byte ", info.end, " but the data section has only ",
                data_len, " bytes; the file is truncated or the header lies");
-    RLHF_CHECK(numel <= std::numeric_limits<uint64_t>::max() / d->size &&
-                   numel * d->size == info.end - info.begin,
-               where, " has ", info.end - info.begin, " bytes of data but shape and dtype ", info.dtype,
+    RLHF_CHECK(numel <= std::numeric_limits<uint64_t>::max() / d->size, where, " has a shape whose size in bytes overflows");
+    RLHF_CHECK(numel * d->size == info.end - info.begin, where, " has ", info.end - info.begin, " bytes of data but shape and dtype ", info.dtype,
                " need ", numel * d->size);
     index_[key] = infos_.size();
     infos_.push_back(std::move(info));
@@ -146,10 +163,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
   RLHF_CHECK(pos == data_len, p, ": ", data_len - pos, " bytes after the last tensor are not described by the header");
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (map_) munmap(const_cast<uint8_t*>(map_), size_);
-  if (fd_ >= 0) ::close(fd_);
-}
+SafetensorsFile::~SafetensorsFile() { release(); }
 
 const StTensorInfo* SafetensorsFile::find(const std::string& name) const {
   auto it = index_.find(name);

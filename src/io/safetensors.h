@@ -38,6 +38,9 @@ class SafetensorsFile {
   torch::Tensor load(const std::string& name, torch::ScalarType dtype = torch::kFloat) const;
 
  private:
+  void open_and_validate();
+  void release();
+
   std::filesystem::path path_;
   int fd_ = -1;
   const uint8_t* map_ = nullptr;

@@ -40,7 +40,8 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
     if (a.find("ForSequenceClassification") != std::string::npos) c.head = Head::Score;
   c.num_labels = json_get<int64_t>(j, "num_labels", 0, where);
   if (c.num_labels <= 0 && j.contains("id2label") && j["id2label"].is_object()) c.num_labels = int64_t(j["id2label"].size());
-  if (c.num_labels <= 0) c.num_labels = 1;
+  // transformers' default is 2 labels, and a config.json with 2 labels then carries no id2label at all.
+  if (c.num_labels <= 0) c.num_labels = c.head == Head::Score ? 2 : 1;
   c.bos_token_id = json_get<int64_t>(j, "bos_token_id", -1, where);
   c.pad_token_id = json_get<int64_t>(j, "pad_token_id", -1, where);
   c.eos_token_ids = id_list(j, "eos_token_id", where);

@@ -56,8 +56,9 @@ Gpt2Impl::Gpt2Impl(const ModelConfig& cfg) : TransformerImpl(cfg) {
 }
 
 torch::Tensor Gpt2Impl::hidden(const torch::Tensor& ids, const ForwardArgs& args) {
-  const int64_t past = args.cache ? args.cache->len : 0;
-  RLHF_CHECK(past + ids.size(1) <= cfg_.n_ctx, "sequence of ", past + ids.size(1),
+  // Learned positions end at n_ctx. (With a cache, left-padded rows have positions below the cache
+  // length; the generator stops each row at the context end, and wpe rejects anything beyond.)
+  RLHF_CHECK(args.cache || ids.size(1) <= cfg_.n_ctx, "sequence of ", ids.size(1),
              " tokens is longer than the model's context (n_positions = ", cfg_.n_ctx, ")");
   auto p = prepare(ids, args);
   auto x = wte(ids) + wpe(p.positions);  // (B, T, C)

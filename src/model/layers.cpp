@@ -158,6 +158,16 @@ torch::Tensor positions_from_mask(const torch::Tensor& mask) {
   return pos.masked_fill(m == 0, 1);
 }
 
+torch::Tensor positions_from_segments(const torch::Tensor& segment_ids) {
+  auto s = segment_ids.to(torch::kLong);
+  const int64_t T = s.size(1);
+  auto t = torch::arange(T, s.options()).unsqueeze(0).expand_as(s);  // (B, T)
+  auto starts = torch::ones(s.sizes(), s.options().dtype(torch::kBool));
+  if (T > 1) starts.narrow(1, 1, T - 1).copy_(s.narrow(1, 1, T - 1) != s.narrow(1, 0, T - 1));
+  auto segment_start = std::get<0>(torch::cummax(torch::where(starts, t, torch::zeros_like(t)), /*dim=*/1));
+  return t - segment_start;
+}
+
 torch::Tensor attention_bias(int64_t T, int64_t S, const torch::Tensor& key_mask, const torch::Tensor& segment_ids,
                              int64_t sliding_window, torch::Device dev) {
   auto lopts = torch::TensorOptions().dtype(torch::kLong).device(dev);

@@ -82,7 +82,8 @@ struct KVCache {
 // Inputs beyond the token ids.
 struct ForwardArgs {
   torch::Tensor attention_mask;  // (B, S) 1 = token, 0 = padding; S = cached + new. Undefined: none
-  torch::Tensor position_ids;    // (B, T). Undefined: follows the mask (cumsum - 1), as HF does
+  torch::Tensor position_ids;    // (B, T). Undefined: restarts at every segment when segment_ids are
+                                 // given, else follows the mask (cumsum - 1), as HF does
   torch::Tensor segment_ids;     // (B, T) packed rows: attention stays within a segment
   KVCache* cache = nullptr;      // read cached keys, append the new ones
 };
@@ -90,6 +91,10 @@ struct ForwardArgs {
 // Position ids that follow a padding mask: the first real token of each row gets 0.
 // mask (B, S) -> (B, S) int64; padded positions get 1 (as HF generate does; they are masked anyway).
 torch::Tensor positions_from_mask(const torch::Tensor& mask);
+
+// Position ids of packed rows: 0 at the start of every segment (a change of segment id), counting up
+// within it. segment_ids (B, T) -> (B, T) int64.
+torch::Tensor positions_from_segments(const torch::Tensor& segment_ids);
 
 // Additive attention bias (B or 1, 1, T, S) float32: 0 where query t (absolute position S-T+t) may
 // attend key s, a large negative number elsewhere (causal, padding, segments, sliding window).

@@ -67,6 +67,7 @@ TransformerImpl::Prepared TransformerImpl::prepare(const torch::Tensor& ids, con
   torch::Tensor key_mask;
   if (cache) {
     RLHF_CHECK(cache->batch() == B, "KV cache holds ", cache->batch(), " rows but the input has ", B);
+    RLHF_CHECK(S <= cache->capacity, "KV cache overflow: ", S, " positions > capacity ", cache->capacity);
     if (a.attention_mask.defined()) {
       RLHF_CHECK(a.attention_mask.size(0) == B && a.attention_mask.size(1) == T,
                  "with a KV cache the attention mask covers the new tokens only: expected (", B, ", ", T, ")");
@@ -84,6 +85,9 @@ TransformerImpl::Prepared TransformerImpl::prepare(const torch::Tensor& ids, con
   if (a.position_ids.defined()) {
     RLHF_CHECK(a.position_ids.size(0) == B && a.position_ids.size(1) == T, "position ids must be (", B, ", ", T, ")");
     p.positions = a.position_ids;
+  } else if (a.segment_ids.defined()) {
+    RLHF_CHECK(a.segment_ids.size(0) == B && a.segment_ids.size(1) == T, "segment ids must be (", B, ", ", T, ")");
+    p.positions = positions_from_segments(a.segment_ids);  // packed rows: each sequence starts at 0
   } else if (key_mask.defined()) {
     p.positions = positions_from_mask(key_mask).narrow(1, past, T);
   } else {

@@ -1,0 +1,100 @@
+// `rlhf generate`: sample responses from a model for one prompt or a JSONL file of prompts, with
+// the batched KV-cache generator; writes JSONL (prompt, responses, logprobs, finished, ...).
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "generate/generator.h"
+#include "io/jsonl.h"
+
+namespace rlhf::cli {
+
+namespace {
+
+struct GenerateOpts {
+  std::string model, tokenizer, prompt, prompts, out;
+  GenerateParams gen;
+  std::vector<std::string> stop;
+  bool no_special = false;
+};
+
+// Prompt records: {"prompt": "text"} (also accepts "text" or "query").
+std::vector<std::string> read_prompts(const std::string& path) {
+  std::vector<std::string> out;
+  for (const auto& r : read_jsonl(path)) {
+    const Json& j = r.value;
+    const char* key = j.contains("prompt") ? "prompt" : j.contains("query") ? "query" : j.contains("text") ? "text" : nullptr;
+    RLHF_CHECK(key, r.where(), ": no \"prompt\" field (a string)");
+    RLHF_CHECK(j[key].is_string(), r.where(), ": field \"", key, "\" must be a string");
+    out.push_back(j[key].get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+Command add_generate(CLI::App& root) {
+  auto o = std::make_shared<GenerateOpts>();
+  auto* app = root.add_subcommand("generate", "Sample responses with the batched KV-cache generator; writes JSONL");
+  app->add_option("--model", o->model, "Hugging Face model directory")->required();
+  app->add_option("--tokenizer", o->tokenizer, "tokenizer directory or file (default: the model directory)");
+  auto* one = app->add_option("--prompt", o->prompt, "one prompt text");
+  auto* many = app->add_option("--prompts", o->prompts, "JSONL file with {\"prompt\": ...} per line");
+  one->excludes(many);
+  app->add_option("--out", o->out, "output JSONL (default: stdout)");
+  app->add_option("--n", o->gen.n, "samples per prompt (they share the prompt's prefill)")->capture_default_str();
+  app->add_option("--max-new-tokens", o->gen.max_new_tokens, "maximum tokens generated per sample")->capture_default_str();
+  add_sampling_options(app, o->gen.sampling);
+  app->add_option("--seed", o->gen.seed, "run seed; sample j of prompt i always gets the same stream")->capture_default_str();
+  app->add_option("--stop", o->stop, "stop strings (repeatable); the text is cut before them");
+  app->add_option("--batch-rows", o->gen.batch_rows, "sequences decoded together")->capture_default_str();
+  app->add_flag("--no-special-tokens", o->no_special, "do not add the tokenizer's BOS/special tokens to prompts");
+  return {app, [o] {
+            RLHF_CHECK(!o->prompt.empty() || !o->prompts.empty(), "give --prompt TEXT or --prompts FILE.jsonl");
+            auto model = load_model(o->model);
+            auto tok = load_tokenizer_for(o->model, o->tokenizer, model->config());
+            std::vector<std::string> texts = o->prompts.empty() ? std::vector<std::string>{o->prompt} : read_prompts(o->prompts);
+            std::vector<std::vector<int64_t>> ids;
+            for (auto& t : texts) ids.push_back(tok->encode(t, !o->no_special));
+            GenerateParams p = o->gen;
+            p.eos_ids = eos_ids(*tok, model->config());
+            p.pad_id = tok->pad_id() >= 0 ? tok->pad_id() : 0;
+            p.stop_strings = o->stop;
+            p.decode = [tok](const std::vector<int64_t>& v) { return tok->decode(v, /*skip_special_tokens=*/true); };
+            p.progress = texts.size() > 1;
+            log_info("generating ", p.n, " sample(s) for ", texts.size(), " prompt(s), ", p.sampling.describe(),
+                     ", up to ", p.max_new_tokens, " new tokens");
+            GenerateStats st;
+            auto res = generate(*model, ids, p, &st);
+            log_info("generated ", st.generated_tokens, " tokens: prefill ", format_duration(st.prefill_s), ", decode ",
+                     format_duration(st.decode_s), " (", int64_t(double(st.generated_tokens) / std::max(st.decode_s, 1e-9)),
+                     " tokens/s)");
+            std::unique_ptr<JsonlWriter> w;
+            if (!o->out.empty()) w = std::make_unique<JsonlWriter>(o->out);
+            for (size_t i = 0; i < texts.size(); ++i) {
+              Json responses = Json::array(), lps = Json::array(), mlps = Json::array(), fin = Json::array(),
+                   reasons = Json::array(), rids = Json::array();
+              for (auto& g : res[i]) {
+                responses.push_back(g.text);
+                lps.push_back(g.logprobs);
+                mlps.push_back(g.model_logprobs);
+                fin.push_back(g.finished());
+                reasons.push_back(g.finish_reason);
+                rids.push_back(g.ids);
+              }
+              Json line = {{"prompt", texts[i]},        {"responses", responses}, {"logprobs", lps},
+                           {"model_logprobs", mlps},    {"finished", fin},        {"finish_reasons", reasons},
+                           {"response_ids", rids},      {"prompt_ids", ids[i]}};
+              if (w) w->write(line);
+              else std::printf("%s\n", line.dump().c_str());
+            }
+            if (w) {
+              w->commit();
+              log_info("wrote ", o->out);
+            }
+          }};
+}
+
+}  // namespace rlhf::cli

@@ -1,0 +1,87 @@
+#include "cli/common.h"
+
+#include "core/error.h"
+
+namespace rlhf::cli {
+
+void check_tokenizer_fits(const Tokenizer& tok, const ModelConfig& cfg, const std::string& where) {
+  RLHF_CHECK(tok.vocab_size() <= cfg.vocab_size, where, ": the tokenizer has ", tok.vocab_size(),
+             " tokens but the model's embedding has only ", cfg.vocab_size,
+             " rows; this tokenizer does not belong to this model (pass the right one with --tokenizer)");
+}
+
+std::shared_ptr<Tokenizer> load_tokenizer_for(const std::string& model_dir, const std::string& override_path,
+                                              const ModelConfig& cfg) {
+  std::string path = override_path.empty() ? model_dir : override_path;
+  auto tok = Tokenizer::load(path);
+  check_tokenizer_fits(*tok, cfg, path);
+  return tok;
+}
+
+std::vector<int64_t> eos_ids(const Tokenizer& tok, const ModelConfig& cfg) {
+  std::vector<int64_t> ids = cfg.eos_token_ids;
+  if (tok.eos_id() >= 0 && std::find(ids.begin(), ids.end(), tok.eos_id()) == ids.end()) ids.push_back(tok.eos_id());
+  return ids;
+}
+
+void add_sampling_options(CLI::App* app, SamplingParams& p) {
+  app->add_option("--temperature", p.temperature, "sampling temperature (0 = greedy)")->capture_default_str();
+  app->add_option("--top-k", p.top_k, "keep the k most likely tokens (0 = disabled)")->capture_default_str();
+  app->add_option("--top-p", p.top_p, "nucleus: keep the most likely tokens up to this mass (1 = disabled)")
+      ->capture_default_str();
+  app->add_option("--min-p", p.min_p, "drop tokens below min-p x the top probability (0 = disabled)")
+      ->capture_default_str();
+}
+
+}  // namespace rlhf::cli
+
+#include "model/lora.h"
+#include "train/loop.h"
+
+namespace rlhf::cli {
+
+void add_config_option(CLI::App* app) {
+  app->add_option("--config", "JSON file of option values ({\"lr\": 1e-4, \"lora\": true, ...}); "
+                              "options on the command line override it");
+}
+
+void add_train_options(CLI::App* app, TrainConfig& t) {
+  app->add_option("--out", t.out, "output directory (model, metrics.jsonl, TensorBoard events, checkpoints)")->required();
+  app->add_option("--epochs", t.epochs, "passes over the training data")->capture_default_str();
+  app->add_option("--max-steps", t.max_steps, "optimizer steps (> 0 overrides --epochs)")->capture_default_str();
+  app->add_option("--batch-size", t.batch_size, "examples per optimizer step")->capture_default_str();
+  app->add_option("--micro-batch-size", t.micro_batch_size,
+                  "examples per forward pass; gradients accumulate up to --batch-size (0 = no accumulation)")
+      ->capture_default_str();
+  app->add_option("--lr", t.adam.lr, "peak learning rate")->capture_default_str();
+  app->add_option("--weight-decay", t.adam.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+  app->add_flag("--decay-all", t.decay_all, "apply weight decay to norms, biases and embeddings too");
+  app->add_option("--adam-beta1", t.adam.beta1, "AdamW beta1")->capture_default_str();
+  app->add_option("--adam-beta2", t.adam.beta2, "AdamW beta2")->capture_default_str();
+  app->add_option("--adam-eps", t.adam.eps, "AdamW epsilon")->capture_default_str();
+  app->add_option("--lr-schedule", t.schedule.type, "cosine | linear | constant (after warm-up)")->capture_default_str();
+  app->add_option("--warmup-steps", t.schedule.warmup_steps, "linear warm-up steps")->capture_default_str();
+  app->add_option("--warmup-ratio", t.schedule.warmup_ratio, "warm-up as a fraction of all steps (if --warmup-steps is 0)")
+      ->capture_default_str();
+  app->add_option("--min-lr-ratio", t.schedule.min_lr_ratio, "decay floor as a fraction of --lr")->capture_default_str();
+  app->add_option("--max-grad-norm", t.max_grad_norm, "clip the gradient norm (0 = off)")->capture_default_str();
+  app->add_option("--save-steps", t.save_steps, "checkpoint every N steps (0 = only at the end)")->capture_default_str();
+  app->add_option("--keep-last", t.keep_last, "checkpoints to keep")->capture_default_str();
+  app->add_option("--eval-steps", t.eval_steps, "evaluate every N steps (0 = only at the end)")->capture_default_str();
+  app->add_option("--logging-steps", t.logging_steps, "a metrics line every N steps")->capture_default_str();
+  app->add_option("--seed", t.seed, "seed for data order, dropout and initialisation")->capture_default_str();
+  app->add_option("--max-bad-steps", t.max_bad_steps, "stop after this many consecutive NaN/Inf steps")->capture_default_str();
+  app->add_flag("--resume", t.resume, "continue from the newest checkpoint in --out");
+}
+
+void add_lora_options(CLI::App* app, bool& use_lora, LoraConfig& l) {
+  app->add_flag("--lora", use_lora, "train LoRA adapters instead of all weights (saved in PEFT format)");
+  app->add_option("--lora-r", l.r, "LoRA rank")->capture_default_str();
+  app->add_option("--lora-alpha", l.alpha, "LoRA alpha (scale = alpha / r)")->capture_default_str();
+  app->add_option("--lora-dropout", l.dropout, "dropout on the adapter input")->capture_default_str();
+  app->add_option("--lora-target-modules", l.target_modules,
+                  "module name suffixes to adapt (default: attention and MLP projections), or one \"re:<regex>\"");
+  app->add_flag("--use-rslora", l.use_rslora, "rank-stabilised scaling alpha / sqrt(r)");
+}
+
+}  // namespace rlhf::cli

@@ -1,0 +1,52 @@
+// Batched generation with a KV cache: prompts are left-padded and prefilled once, each prompt's n
+// samples share that prefill (the cache rows are repeated), then one token per row per step.
+// Finished rows leave the batch (the cache is compacted once enough of them are done), so they
+// cost nothing. Every sample draws from its own seed: results do not depend on batching.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "generate/sampler.h"
+#include "model/transformer.h"
+
+namespace rlhf {
+
+struct GenerateParams {
+  int64_t max_new_tokens = 128;
+  int64_t n = 1;                 // samples per prompt (sharing the prompt's prefill)
+  SamplingParams sampling;
+  uint64_t seed = 0;             // sample j of prompt i uses derive_seed(seed, prompt_offset + i, j)
+  uint64_t prompt_offset = 0;    // index of prompts[0] in the whole run (so chunked runs reproduce)
+  int64_t batch_rows = 32;       // max sequences decoded together
+  std::vector<int64_t> eos_ids;  // any of these ends a sequence (kept in its ids)
+  std::vector<std::string> stop_strings;  // ends a sequence once its text contains one (needs `decode`)
+  int64_t pad_id = 0;            // filler for left padding (masked out)
+  // Token ids -> text, for stop strings and Generation::text (e.g. Tokenizer::decode without specials).
+  std::function<std::string(const std::vector<int64_t>&)> decode;
+  bool progress = false;         // show a progress bar over prompts
+};
+
+struct Generation {
+  std::vector<int64_t> ids;            // generated tokens (EOS / the token completing a stop string included)
+  std::vector<float> logprobs;         // log p(token) under the sampling distribution (0 when greedy)
+  std::vector<float> model_logprobs;   // log p(token) under the raw model (temperature 1, no filtering)
+  std::string finish_reason;           // "eos" | "stop" | "length"
+  std::string text;                    // decoded response, cut before the stop string (needs `decode`)
+  bool finished() const { return finish_reason == "eos" || finish_reason == "stop"; }
+};
+
+struct GenerateStats {
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  double prefill_s = 0, decode_s = 0;
+};
+
+// result[i][j] = sample j of prompt i. Prompts longer than the model's context are an error
+// raised before any work. The model runs in eval mode under no-grad (and bf16 autocast if the
+// runtime dtype is bf16).
+std::vector<std::vector<Generation>> generate(TransformerImpl& model, const std::vector<std::vector<int64_t>>& prompts,
+                                              const GenerateParams& params, GenerateStats* stats = nullptr);
+
+}  // namespace rlhf

@@ -1,0 +1,186 @@
+#include "model/lora.h"
+
+#include <regex>
+#include <set>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+
+namespace rlhf {
+
+namespace {
+
+const std::string kPeftPrefix = "base_model.model.";
+
+bool matches(const std::string& module, const std::vector<std::string>& targets) {
+  if (targets.size() == 1 && targets[0].rfind("re:", 0) == 0) return std::regex_match(module, std::regex(targets[0].substr(3)));
+  for (const auto& t : targets) {
+    if (module == t) return true;
+    if (module.size() > t.size() && module.compare(module.size() - t.size(), t.size(), t) == 0 &&
+        module[module.size() - t.size() - 1] == '.')
+      return true;
+  }
+  return false;
+}
+
+bool is_score_head(const std::string& param) { return param.rfind("score.", 0) == 0; }
+
+}  // namespace
+
+std::vector<std::string> default_lora_targets(const ModelConfig& cfg) {
+  if (cfg.arch == Arch::GPT2) return {"c_attn", "c_proj", "c_fc"};
+  return {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+}
+
+std::vector<std::string> attach_lora(TransformerImpl& model, const LoraConfig& cfg, uint64_t seed) {
+  RLHF_CHECK(cfg.r > 0, "LoRA rank r must be positive, got ", cfg.r);
+  RLHF_CHECK(cfg.alpha > 0, "LoRA alpha must be positive, got ", cfg.alpha);
+  RLHF_CHECK(cfg.dropout >= 0 && cfg.dropout < 1, "LoRA dropout must be in [0, 1), got ", cfg.dropout);
+  auto targets = cfg.target_modules.empty() ? default_lora_targets(model.config()) : cfg.target_modules;
+  std::vector<std::string> adapted;
+  torch::manual_seed(seed);
+  for (auto& [name, lin] : model.linear_layers()) {
+    if (name == "lm_head" || name == "score" || !matches(name, targets)) continue;
+    lin->attach_lora(cfg.r, cfg.alpha, cfg.dropout, model.lora_switch(), cfg.use_rslora);
+    adapted.push_back(name);
+  }
+  RLHF_CHECK(!adapted.empty(), "LoRA target modules [", [&] {
+    std::string s;
+    for (auto& t : targets) s += (s.empty() ? "" : ", ") + t;
+    return s;
+  }(), "] match no Linear layer of this ", model.config().model_type, " model");
+  for (auto& item : model.named_parameters(true)) {
+    bool train = item.key().find("lora_") != std::string::npos || is_score_head(item.key());
+    item.value().set_requires_grad(train);
+  }
+  return adapted;
+}
+
+bool has_lora(TransformerImpl& model) {
+  for (auto& [name, lin] : model.linear_layers())
+    if (lin->has_lora()) return true;
+  return false;
+}
+
+AdaptersDisabled::AdaptersDisabled(TransformerImpl& model) : sw_(model.lora_switch()), prev_(sw_->enabled) {
+  sw_->enabled = false;
+}
+AdaptersDisabled::~AdaptersDisabled() { sw_->enabled = prev_; }
+
+void save_lora(TransformerImpl& model, const LoraConfig& cfg, const std::filesystem::path& dir) {
+  ensure_directory(dir);
+  NamedTensors tensors;
+  std::vector<std::string> modules;
+  for (auto& item : model.named_parameters(true)) {
+    const std::string& n = item.key();
+    if (n.find("lora_") != std::string::npos) {
+      tensors.emplace_back(kPeftPrefix + n, item.value().detach());
+      std::string mod = n.substr(0, n.find(".lora_"));
+      if (modules.empty() || modules.back() != mod) modules.push_back(mod);
+    } else if (is_score_head(n)) {
+      tensors.emplace_back(kPeftPrefix + n, item.value().detach());
+    }
+  }
+  RLHF_CHECK(!modules.empty(), "save_lora: the model has no LoRA adapters");
+  const ModelConfig& mc = model.config();
+  // Target module names as PEFT writes them: the last name component.
+  std::vector<std::string> targets = cfg.target_modules.empty() ? default_lora_targets(mc) : cfg.target_modules;
+  Json j = {{"peft_type", "LORA"},
+            {"task_type", mc.head == Head::Score ? "SEQ_CLS" : "CAUSAL_LM"},
+            {"r", cfg.r},
+            {"lora_alpha", cfg.alpha},
+            {"lora_dropout", cfg.dropout},
+            {"target_modules", targets},
+            {"bias", "none"},
+            {"fan_in_fan_out", mc.arch == Arch::GPT2},
+            {"use_rslora", cfg.use_rslora},
+            {"use_dora", false},
+            {"inference_mode", true},
+            {"init_lora_weights", true},
+            {"modules_to_save", mc.head == Head::Score ? Json::array({"score"}) : Json(nullptr)},
+            {"base_model_name_or_path", cfg.base_model},
+            {"revision", nullptr},
+            {"layers_to_transform", nullptr},
+            {"layers_pattern", nullptr},
+            {"rank_pattern", Json::object()},
+            {"alpha_pattern", Json::object()}};
+  if (targets.size() == 1 && targets[0].rfind("re:", 0) == 0) j["target_modules"] = targets[0].substr(3);
+  save_safetensors(dir / "adapter_model.safetensors", tensors, torch::kFloat);
+  write_json_atomic(dir / "adapter_config.json", j);
+}
+
+LoraConfig load_lora(TransformerImpl& model, const std::filesystem::path& dir) {
+  auto cpath = dir / "adapter_config.json";
+  Json j = read_json_file(cpath, "PEFT adapter config");
+  const std::string where = cpath.string();
+  std::string type = json_get<std::string>(j, "peft_type", "", where);
+  RLHF_CHECK(type == "LORA", where, ": peft_type is \"", type, "\"; only LORA adapters are supported");
+  RLHF_CHECK(!json_get<bool>(j, "use_dora", false, where), where, ": DoRA adapters are not supported");
+  LoraConfig cfg;
+  cfg.r = json_get<int64_t>(j, "r", 8, where);
+  cfg.alpha = json_get<double>(j, "lora_alpha", 8, where);
+  cfg.dropout = json_get<double>(j, "lora_dropout", 0.0, where);
+  cfg.use_rslora = json_get<bool>(j, "use_rslora", false, where);
+  cfg.base_model = json_get<std::string>(j, "base_model_name_or_path", "", where);
+  RLHF_CHECK(j.value("rank_pattern", Json::object()).empty() && j.value("alpha_pattern", Json::object()).empty(),
+             where, ": per-module rank_pattern / alpha_pattern are not supported");
+  auto tm = j.find("target_modules");
+  RLHF_CHECK(tm != j.end() && (tm->is_array() || tm->is_string()), where, ": target_modules must be a list or a regex string");
+  if (tm->is_string()) cfg.target_modules = {"re:" + tm->get<std::string>()};
+  else cfg.target_modules = tm->get<std::vector<std::string>>();
+  attach_lora(model, cfg);
+
+  SafetensorsReader st(dir, "adapter_model");
+  torch::NoGradGuard ng;
+  std::set<std::string> used;
+  for (auto& item : model.named_parameters(true)) {
+    const std::string& n = item.key();
+    bool lora = n.find("lora_") != std::string::npos;
+    if (!lora && !is_score_head(n)) continue;
+    // PEFT names: base_model.model.<name>; older files may carry the adapter name ("lora_A.default.weight").
+    std::vector<std::string> names = {kPeftPrefix + n};
+    if (lora) {
+      std::string alt = n;
+      alt.insert(alt.rfind(".weight"), ".default");
+      names.push_back(kPeftPrefix + alt);
+    } else {
+      names.push_back(kPeftPrefix + n.substr(0, n.find('.')) + ".modules_to_save.default" + n.substr(n.find('.')));
+    }
+    const std::string* found = nullptr;
+    for (auto& c : names)
+      if (st.contains(c)) {
+        found = &c;
+        break;
+      }
+    if (!found) {
+      RLHF_CHECK(!lora, dir.string(), ": adapter_model.safetensors has no \"", names[0],
+                 "\"; the adapter does not match this model (different target modules or architecture)");
+      continue;  // a score head not saved with the adapter keeps the base model's
+    }
+    const auto& info = st.info(*found);
+    RLHF_CHECK(info.shape == item.value().sizes().vec(), dir.string(), ": tensor \"", *found, "\" has the wrong shape for this model (rank ",
+               cfg.r, ")");
+    item.value().copy_(st.load(*found));
+    used.insert(*found);
+  }
+  for (auto& n : st.names())
+    RLHF_CHECK(used.count(n), dir.string(), ": adapter tensor \"", n, "\" matches no module of this model");
+  return cfg;
+}
+
+void merge_lora(TransformerImpl& model) {
+  for (auto& [name, lin] : model.linear_layers()) lin->merge_lora();
+  for (auto& item : model.named_parameters(true)) item.value().set_requires_grad(true);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(TransformerImpl& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& item : model.named_parameters(true))
+    if (item.value().requires_grad()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+}  // namespace rlhf

@@ -1,0 +1,361 @@
+// The forward pass as training and generation use it: padding (left and right), the KV cache,
+// packed rows, gradients to every parameter, and save/load round trips. Each check compares a
+// batched or incremental computation with the plain one-sequence forward of the same tiny model.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "core/runtime.h"
+#include "model/gpt2.h"
+#include "model/logprobs.h"
+#include "model/transformer.h"
+#include "test_tensor_util.h"
+#include "test_util.h"
+
+namespace rlhf {
+namespace {
+
+using test::max_abs_diff;
+
+constexpr double kTol = 2e-5;  // fp32: same math, different batch shapes / kernels
+
+// Tiny configs of every architecture variant the forward code branches on.
+ModelConfig tiny(const std::string& kind) {
+  Json j;
+  if (kind == "gpt2") {
+    j = {{"model_type", "gpt2"}, {"vocab_size", 101}, {"n_positions", 48}, {"n_embd", 32}, {"n_layer", 2},
+         {"n_head", 4}, {"embd_pdrop", 0.0}, {"attn_pdrop", 0.0}, {"resid_pdrop", 0.0}};
+  } else {
+    j = {{"model_type", "llama"}, {"vocab_size", 103}, {"hidden_size", 32}, {"intermediate_size", 48},
+         {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+         {"max_position_embeddings", 64}, {"tie_word_embeddings", false}};
+    if (kind == "qwen2") j["model_type"] = "qwen2";  // q/k/v biases
+    if (kind == "mistral") {                         // sliding window shorter than the sequences
+      j["model_type"] = "mistral";
+      j["sliding_window"] = 3;
+    }
+    if (kind == "llama3") {
+      j["head_dim"] = 16;
+      j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                           {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}};
+    }
+  }
+  return ModelConfig::from_json(j, "tiny " + kind);
+}
+
+// A model whose every parameter is random (biases and norms too, unlike init_weights), with spreads
+// that make attention and log-probs far from uniform, so position or masking mistakes show.
+Transformer tiny_model(const std::string& kind, uint64_t seed = 1, std::optional<Head> head = {}) {
+  ModelConfig cfg = tiny(kind);
+  if (head) cfg.head = *head;
+  auto m = make_model(cfg, seed);
+  torch::NoGradGuard ng;
+  torch::manual_seed(seed);
+  for (auto& p : m->named_parameters()) {
+    bool norm_w = p.key().find("ln_") != std::string::npos || p.key().find("norm") != std::string::npos;
+    if (norm_w && p.key().ends_with(".weight")) p.value().copy_(1 + 0.1 * torch::randn_like(p.value()));
+    else p.value().copy_(0.2 * torch::randn_like(p.value()));
+  }
+  m->eval();
+  return m;
+}
+
+std::vector<std::vector<int64_t>> sequences(int64_t vocab) {
+  torch::manual_seed(7);
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t len : {9, 5, 2, 7}) {
+    auto t = torch::randint(1, vocab, {len}, torch::kLong);
+    out.emplace_back(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + len);
+  }
+  return out;
+}
+
+torch::Tensor row(const std::vector<int64_t>& s) { return torch::tensor(s, torch::kLong).unsqueeze(0).to(device()); }
+
+// log p of each transition of `s` alone: (len - 1)
+torch::Tensor alone(TransformerImpl& m, const std::vector<int64_t>& s) {
+  return sequence_logprobs(m, row(s)).squeeze(0).cpu();
+}
+
+const char* kKinds[] = {"gpt2", "llama", "qwen2", "mistral", "llama3"};
+
+class Forward : public ::testing::TestWithParam<std::string> {};
+
+// ---- padding ----------------------------------------------------------------------------------------------------
+
+TEST_P(Forward, PaddingLeftAndRightMatchAlone) {
+  auto m = tiny_model(GetParam());
+  torch::NoGradGuard ng;
+  auto seqs = sequences(m->config().vocab_size);
+  const int64_t B = int64_t(seqs.size()), T = 9;
+  for (bool left : {true, false}) {
+    auto ids = torch::full({B, T}, 0, torch::kLong), mask = torch::zeros({B, T}, torch::kLong);
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t L = int64_t(seqs[b].size()), start = left ? T - L : 0;
+      ids[b].narrow(0, start, L).copy_(torch::tensor(seqs[b], torch::kLong));
+      mask[b].narrow(0, start, L).fill_(1);
+    }
+    ForwardArgs args;
+    args.attention_mask = mask.to(device());
+    auto lp = sequence_logprobs(*m, ids.to(device()), args).cpu();  // (B, T-1)
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t L = int64_t(seqs[b].size()), start = left ? T - L : 0;
+      auto want = alone(*m, seqs[b]);
+      double d = max_abs_diff(lp[b].narrow(0, start, L - 1), want);
+      EXPECT_LT(d, kTol) << GetParam() << (left ? " left" : " right") << " padding, row " << b << ": max |diff| " << d;
+      EXPECT_FALSE(lp[b].isnan().any().item<bool>()) << "NaN in a padded row";
+    }
+  }
+}
+
+// Position ids follow the mask: given explicitly they change nothing; spread out they change the
+// result (so the test above could fail; a uniform shift would not show with rotary embeddings).
+TEST_P(Forward, PositionIdsFollowTheMask) {
+  auto m = tiny_model(GetParam());
+  torch::NoGradGuard ng;
+  auto s = sequences(m->config().vocab_size)[0];
+  ForwardArgs args;
+  const int64_t L = int64_t(s.size());
+  args.position_ids = torch::arange(L, torch::kLong).unsqueeze(0).to(device());
+  EXPECT_LT(max_abs_diff(sequence_logprobs(*m, row(s), args).squeeze(0).cpu(), alone(*m, s)), kTol);
+  args.position_ids = args.position_ids * 2;
+  EXPECT_GT(max_abs_diff(sequence_logprobs(*m, row(s), args).squeeze(0).cpu(), alone(*m, s)), 1e-3)
+      << "positions have no effect: the padding tests cannot see position mistakes";
+}
+
+// ---- KV cache ----------------------------------------------------------------------------------------------------
+
+// Logits of the whole left-padded batch in one call, against a prefill of the first `prefill`
+// columns and then `step` new columns at a time through the cache.
+void check_cache(TransformerImpl& m, int64_t prefill, int64_t step, const std::string& what) {
+  torch::NoGradGuard ng;
+  auto seqs = sequences(m.config().vocab_size);
+  const int64_t B = int64_t(seqs.size()), T = 9;
+  auto ids = torch::zeros({B, T}, torch::kLong), mask = torch::zeros({B, T}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t L = int64_t(seqs[b].size());
+    ids[b].narrow(0, T - L, L).copy_(torch::tensor(seqs[b], torch::kLong));
+    mask[b].narrow(0, T - L, L).fill_(1);
+  }
+  ids = ids.to(device());
+  mask = mask.to(device());
+  ForwardArgs full;
+  full.attention_mask = mask;
+  auto want = m.forward(ids, full).cpu();  // (B, T, V)
+
+  KVCache cache;
+  cache.init(m.config(), B, T + 2, torch::kFloat, device());
+  std::vector<torch::Tensor> parts;
+  for (int64_t t = 0; t < T;) {
+    int64_t n = t == 0 ? prefill : std::min(step, T - t);
+    ForwardArgs a;
+    a.cache = &cache;
+    a.attention_mask = mask.narrow(1, t, n);  // the new tokens only
+    parts.push_back(m.forward(ids.narrow(1, t, n), a).cpu());
+    t += n;
+  }
+  EXPECT_EQ(cache.len, T);
+  auto got = torch::cat(parts, 1);
+  // Compare at real positions (padded query rows attend to nothing real and are don't-care).
+  auto real = mask.cpu().to(torch::kBool).unsqueeze(-1).expand_as(want);
+  double d = max_abs_diff(got.masked_select(real), want.masked_select(real));
+  EXPECT_LT(d, kTol) << what << ": cached logits differ from the full forward by " << d;
+}
+
+TEST_P(Forward, KvCacheMatchesFullForward) {
+  auto m = tiny_model(GetParam());
+  check_cache(*m, /*prefill=*/5, /*step=*/1, GetParam() + " prefill 5, then 1 at a time");
+  check_cache(*m, /*prefill=*/1, /*step=*/2, GetParam() + " prefill 1, then 2 at a time");
+  check_cache(*m, /*prefill=*/9, /*step=*/1, GetParam() + " prefill all");
+}
+
+TEST_P(Forward, KvCacheWithoutMask) {
+  auto m = tiny_model(GetParam());
+  torch::NoGradGuard ng;
+  auto s = sequences(m->config().vocab_size)[0];
+  auto ids = row(s);
+  auto want = m->forward(ids).cpu();
+  KVCache cache;
+  cache.init(m->config(), 1, int64_t(s.size()), torch::kFloat, device());
+  std::vector<torch::Tensor> parts;
+  for (int64_t t = 0; t < ids.size(1); ++t) {
+    ForwardArgs a;
+    a.cache = &cache;
+    parts.push_back(m->forward(ids.narrow(1, t, 1), a).cpu());
+  }
+  EXPECT_LT(max_abs_diff(torch::cat(parts, 1), want), kTol);
+  // A full cache refuses more.
+  ForwardArgs a;
+  a.cache = &cache;
+  test::expect_error([&] { m->forward(ids.narrow(1, 0, 1), a); }, {"KV cache"}, "cache overflow");
+}
+
+// Rows dropped (finished sequences) and rows repeated (several samples per prompt) keep the cache right.
+TEST_P(Forward, KvCacheSelectAndRepeatRows) {
+  auto m = tiny_model(GetParam());
+  torch::NoGradGuard ng;
+  auto seqs = sequences(m->config().vocab_size);
+  auto a = seqs[0], b = seqs[3];  // lengths 9 and 7: use the first 6 of each as prompts
+  auto ids = torch::stack({torch::tensor(a, torch::kLong).narrow(0, 0, 6), torch::tensor(b, torch::kLong).narrow(0, 0, 6)})
+                 .to(device());
+  KVCache cache;
+  cache.init(m->config(), 2, 8, torch::kFloat, device());
+  ForwardArgs args;
+  args.cache = &cache;
+  m->forward(ids, args);
+  cache.select_rows(torch::tensor({1}, torch::kLong).to(device()));
+  cache.repeat_rows(2);
+  auto next = torch::tensor({b[6], b[6]}, torch::kLong).view({2, 1}).to(device());
+  auto got = m->forward(next, args).cpu();  // (2, 1, V)
+  auto want = m->forward(row(std::vector<int64_t>(b.begin(), b.begin() + 7))).cpu().narrow(1, 6, 1);
+  EXPECT_LT(max_abs_diff(got[0], want[0]), kTol);
+  EXPECT_LT(max_abs_diff(got[1], want[0]), kTol);
+}
+
+// ---- packing ----------------------------------------------------------------------------------------------------
+
+// Two packed rows, [s0 s1 pad] and [s2 s3 pad], with segment ids; positions either derived from the
+// segments or given explicitly. Every segment must score as if alone.
+TEST_P(Forward, PackedRowsMatchSeparateSequences) {
+  auto m = tiny_model(GetParam());
+  torch::NoGradGuard ng;
+  auto seqs = sequences(m->config().vocab_size);
+  const int64_t T = 16;
+  auto ids = torch::zeros({2, T}, torch::kLong), seg = torch::full({2, T}, -1, torch::kLong);
+  auto pos = torch::zeros({2, T}, torch::kLong), mask = torch::zeros({2, T}, torch::kLong);
+  std::vector<std::tuple<int64_t, int64_t, size_t>> where;  // row, start, sequence
+  for (int64_t r = 0; r < 2; ++r) {
+    int64_t at = 0;
+    for (size_t k = 0; k < 2; ++k) {
+      const auto& s = seqs[2 * r + k];
+      int64_t L = int64_t(s.size());
+      ids[r].narrow(0, at, L).copy_(torch::tensor(s, torch::kLong));
+      seg[r].narrow(0, at, L).fill_(int64_t(k));
+      pos[r].narrow(0, at, L).copy_(torch::arange(L, torch::kLong));
+      mask[r].narrow(0, at, L).fill_(1);
+      where.emplace_back(r, at, 2 * r + k);
+      at += L;
+    }
+  }
+  for (int variant = 0; variant < 3; ++variant) {
+    ForwardArgs args;
+    args.segment_ids = seg.to(device());
+    if (variant == 1) args.position_ids = pos.to(device());
+    if (variant == 2) args.attention_mask = mask.to(device());  // trailing padding masked as well
+    auto lp = sequence_logprobs(*m, ids.to(device()), args).cpu();
+    for (auto [r, start, k] : where) {
+      int64_t L = int64_t(seqs[k].size());
+      double d = max_abs_diff(lp[r].narrow(0, start, L - 1), alone(*m, seqs[k]));
+      EXPECT_LT(d, kTol) << GetParam() << " variant " << variant << " row " << r << " segment " << k << ": " << d;
+    }
+  }
+}
+
+TEST(ForwardHelpers, PositionsFromSegments) {
+  auto seg = torch::tensor({0, 0, 0, 1, 1, 2, 2, 2, 2}, torch::kLong).unsqueeze(0);
+  auto want = torch::tensor({0, 1, 2, 0, 1, 0, 1, 2, 3}, torch::kLong).unsqueeze(0);
+  EXPECT_TRUE(torch::equal(positions_from_segments(seg), want));
+  auto mask = torch::tensor({0, 0, 1, 1, 1}, torch::kLong).unsqueeze(0);
+  EXPECT_TRUE(torch::equal(positions_from_mask(mask), torch::tensor({1, 1, 0, 1, 2}, torch::kLong).unsqueeze(0)));
+}
+
+// ---- gradients ----------------------------------------------------------------------------------------------------
+
+void check_every_grad(TransformerImpl& m, const std::string& what) {
+  auto seqs = sequences(m.config().vocab_size);
+  m.train();
+  m.zero_grad();
+  torch::Tensor loss;
+  if (m.config().head == Head::Score) loss = m.forward(row(seqs[0])).pow(2).mean();
+  else loss = -sequence_logprobs(m, row(seqs[0])).mean();
+  loss.backward();
+  int n = 0;
+  for (const auto& p : m.named_parameters()) {
+    ++n;
+    ASSERT_TRUE(p.value().grad().defined()) << what << ": no gradient reaches " << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << what << ": zero gradient for " << p.key();
+    EXPECT_FALSE(p.value().grad().isnan().any().item<bool>()) << what << ": NaN gradient for " << p.key();
+  }
+  EXPECT_GT(n, 10);
+  m.eval();
+}
+
+TEST_P(Forward, GradientsReachEveryParameter) {
+  auto m = tiny_model(GetParam());
+  check_every_grad(*m, GetParam());
+  auto rm = tiny_model(GetParam(), 2, Head::Score);
+  check_every_grad(*rm, GetParam() + " score head");
+}
+
+// ---- save / load ----------------------------------------------------------------------------------------------------
+
+void expect_same_params(TransformerImpl& a, TransformerImpl& b, const std::string& what, torch::ScalarType rounded) {
+  auto pb = b.named_parameters();
+  ASSERT_EQ(a.named_parameters().size(), pb.size()) << what;
+  for (const auto& p : a.named_parameters()) {
+    auto* q = pb.find(p.key());
+    ASSERT_NE(q, nullptr) << what << ": " << p.key() << " missing after reload";
+    auto want = rounded == torch::kFloat ? p.value() : p.value().to(rounded).to(torch::kFloat);
+    EXPECT_TRUE(torch::equal(q->cpu(), want.cpu())) << what << ": " << p.key() << " differs, max |diff| "
+                                                    << max_abs_diff(*q, want);
+  }
+}
+
+TEST_P(Forward, SaveLoadRoundTrip) {
+  auto m = tiny_model(GetParam());
+  for (auto dt : {torch::kFloat, torch::kBFloat16, torch::kHalf}) {
+    test::TempDir dir;
+    save_model(*m, dir.path(), dt);
+    auto back = load_model(dir.path());
+    // F32 is bit-identical; BF16 / F16 are exactly the rounded values.
+    expect_same_params(*m, *back, GetParam() + " " + c10::toString(dt), dt);
+    Json cfg = read_json_file(dir / "config.json");
+    EXPECT_EQ(cfg["torch_dtype"], dt == torch::kFloat ? "float32" : dt == torch::kBFloat16 ? "bfloat16" : "float16");
+    SafetensorsFile f(dir / "model.safetensors");
+    EXPECT_EQ(f.metadata().at("format"), "pt");  // transformers refuses safetensors without it
+    for (const auto& info : f.tensors()) EXPECT_EQ(info.dtype, st_dtype_name(dt)) << info.name;
+  }
+  // The score head round-trips too.
+  auto rm = tiny_model(GetParam(), 3, Head::Score);
+  test::TempDir dir;
+  save_model(*rm, dir.path());
+  auto back = load_model(dir.path());
+  EXPECT_EQ(back->config().head, Head::Score);
+  expect_same_params(*rm, *back, GetParam() + " score", torch::kFloat);
+}
+
+TEST_P(Forward, ShardedSaveReloads) {
+  auto m = tiny_model(GetParam());
+  test::TempDir dir;
+  save_model(*m, dir.path());
+  save_safetensors_dir(dir.path(), hf_state_dict(*m), torch::kFloat, "model", /*max_shard_bytes=*/16 * 1024);
+  ASSERT_TRUE(std::filesystem::exists(dir / "model.safetensors.index.json"));
+  ASSERT_FALSE(std::filesystem::exists(dir / "model.safetensors"));
+  Json index = read_json_file(dir / "model.safetensors.index.json");
+  std::set<std::string> shards;
+  for (auto& [k, v] : index["weight_map"].items()) shards.insert(v.get<std::string>());
+  EXPECT_GT(shards.size(), 2u);
+  auto back = load_model(dir.path());
+  expect_same_params(*m, *back, GetParam() + " sharded", torch::kFloat);
+}
+
+// GPT-2 keeps Conv1D (in, out) layout on disk and omits the tied head.
+TEST(ForwardLayout, Gpt2OnDisk) {
+  auto m = tiny_model("gpt2");
+  test::TempDir dir;
+  save_model(*m, dir.path());
+  SafetensorsFile f(dir / "model.safetensors");
+  EXPECT_EQ(f.find("transformer.h.0.attn.c_attn.weight")->shape, (std::vector<int64_t>{32, 96}));
+  EXPECT_EQ(f.find("transformer.h.0.mlp.c_fc.weight")->shape, (std::vector<int64_t>{32, 128}));
+  EXPECT_EQ(f.find("transformer.h.0.mlp.c_proj.weight")->shape, (std::vector<int64_t>{128, 32}));
+  EXPECT_EQ(f.find("lm_head.weight"), nullptr);
+  auto* g = dynamic_cast<Gpt2Impl*>(m.get());
+  ASSERT_NE(g, nullptr);
+  EXPECT_TRUE(torch::equal(f.load("transformer.h.1.attn.c_proj.weight"), g->blocks[1]->attn_c_proj->weight.t().cpu()));
+}
+
+std::vector<std::string> kinds() { return {std::begin(kKinds), std::end(kKinds)}; }
+INSTANTIATE_TEST_SUITE_P(Tiny, Forward, ::testing::ValuesIn(kinds()), [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace rlhf

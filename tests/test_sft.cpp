@@ -1,0 +1,330 @@
+// SFT and the shared training loop: accumulation invariance, exact resume after kill -9, which
+// parameters move, loss masking, packing, LoRA merge, NaN handling and bad data.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "core/runtime.h"
+#include "data/sft_data.h"
+#include "io/jsonl.h"
+#include "lm_fixture.h"
+#include "model/logprobs.h"
+#include "model/lora.h"
+#include "test_tensor_util.h"
+#include "test_util.h"
+#include "train/sft.h"
+
+using namespace rlhf;
+using namespace rlhf::test;
+
+namespace {
+
+void write_sft_data(const fs::path& p, int n, uint64_t seed = 0) {
+  std::ofstream f(p);
+  for (int i = 0; i < n; ++i) {
+    int a = int((i * 7 + seed) % 10), b = int((i * 3 + seed * 5) % 10);
+    f << Json({{"prompt", "What is " + std::to_string(a) + " plus " + std::to_string(b) + "?"},
+               {"completion", " The answer is " + std::to_string(a + b) + "."}})
+             .dump()
+      << "\n";
+  }
+}
+
+SftConfig base_config(const fs::path& model, const fs::path& data, const fs::path& out) {
+  SftConfig c;
+  c.model = model.string();
+  c.data = data.string();
+  c.train.out = out.string();
+  c.train.batch_size = 8;
+  c.train.adam.lr = 1e-3;
+  c.train.max_grad_norm = 0;
+  c.dropout = 0;
+  return c;
+}
+
+std::vector<Json> read_metrics(const fs::path& out) {
+  std::vector<Json> rows;
+  std::ifstream in(out / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) rows.push_back(Json::parse(line));
+  return rows;
+}
+
+class SftTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    make_tiny_lm(tmp / "base");
+    write_sft_data(tmp / "data.jsonl", 32);
+  }
+  TempDir tmp;
+};
+
+TEST_F(SftTest, AccumulatedMicroBatchesEqualOneBigBatch) {
+  // Examples of different lengths: the loss is normalised over the tokens of the whole batch.
+  std::ofstream f(tmp / "mixed.jsonl");
+  for (int i = 0; i < 8; ++i)
+    f << Json({{"prompt", std::string(size_t(i + 1), 'x') + " What is 1 plus 2?"},
+               {"completion", std::string(" The answer is 3.") + std::string(size_t(i % 3), '!')}})
+             .dump()
+      << "\n";
+  f.close();
+  auto one = base_config(tmp / "base", tmp / "mixed.jsonl", tmp / "big");
+  one.train.max_steps = 1;
+  one.train.shuffle = false;
+  run_sft(one);
+  auto acc = one;
+  acc.train.out = (tmp / "acc").string();
+  acc.train.micro_batch_size = 1;
+  run_sft(acc);
+  auto a = read_metrics(tmp / "big"), b = read_metrics(tmp / "acc");
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_NEAR(a[0]["loss"].get<double>(), b[0]["loss"].get<double>(), 1e-5);
+  EXPECT_NEAR(a[0]["grad_norm"].get<double>(), b[0]["grad_norm"].get<double>(), 1e-5);
+  SafetensorsReader wa(tmp / "big"), wb(tmp / "acc");
+  for (auto& n : wa.names()) EXPECT_LT(max_abs_diff(wa.load(n), wb.load(n)), 1e-5) << n;
+}
+
+TEST_F(SftTest, EveryTrainableParameterMovesAndFrozenOnesDoNot) {
+  for (bool lora : {false, true}) {
+    auto c = base_config(tmp / "base", tmp / "data.jsonl", tmp / (lora ? "lora" : "full"));
+    c.train.max_steps = 1;
+    c.use_lora = lora;
+    c.lora.r = 4;
+    c.lora.dropout = 0;
+    run_sft(c);
+    auto before = load_model(tmp / "base");
+    if (!lora) {
+      auto after = load_model(tmp / "full");
+      auto pa = after->named_parameters(), pb = before->named_parameters();
+      for (auto& item : pb) EXPECT_GT(max_abs_diff(item.value(), pa[item.key()]), 0) << item.key() << " did not move";
+    } else {
+      // LoRA: every adapter moved (B starts at 0), the base weights are what they were.
+      SafetensorsFile ad(tmp / "lora" / "adapter_model.safetensors");
+      int b_count = 0;
+      for (auto& info : ad.tensors())
+        if (info.name.find("lora_B") != std::string::npos) {
+          EXPECT_GT(ad.load(info.name).abs().max().item<double>(), 0) << info.name;
+          ++b_count;
+        }
+      EXPECT_EQ(b_count, 2 * 7);  // 2 layers x q,k,v,o,gate,up,down
+      auto m = load_model(tmp / "base");
+      load_lora(*m, tmp / "lora");
+      auto pb = before->named_parameters();
+      for (auto& item : m->named_parameters())
+        if (item.key().find("lora_") == std::string::npos)
+          EXPECT_EQ(max_abs_diff(item.value(), pb[item.key()]), 0) << item.key() << " moved";
+    }
+  }
+}
+
+TEST_F(SftTest, LossFallsOnASmallDataset) {
+  auto c = base_config(tmp / "base", tmp / "data.jsonl", tmp / "out");
+  c.train.epochs = 6;
+  c.train.adam.lr = 3e-3;
+  run_sft(c);
+  auto rows = read_metrics(tmp / "out");
+  ASSERT_GE(rows.size(), 20u);
+  double first = rows.front()["loss"].get<double>(), last = rows.back()["loss"].get<double>();
+  EXPECT_LT(last, 0.5 * first) << "loss " << first << " -> " << last;
+}
+
+TEST_F(SftTest, PromptTokensGetNoLossAndNoGradient) {
+  auto tok = Tokenizer::load(tmp / "base");
+  auto model = load_model(tmp / "base");
+  SftDataOptions o;
+  auto ex = tokenize_sft_record(Json{{"prompt", "What is 2 plus 3?"}, {"completion", " The answer is 5."}}, "x", *tok, o);
+  Batch b = collate({&ex}, 0, device());
+  auto h = model->hidden(b.ids, batch_args(b)).detach().requires_grad_(true);
+  auto tl = sft_token_loss(*model, h, b);
+  tl.nll_sum.backward();
+  auto g = h.grad().squeeze(0).abs().sum(-1);  // (T): gradient reaching each position's final state
+  const int64_t T = b.ids.size(1);
+  int64_t trained = 0;
+  for (int64_t t = 0; t + 1 < T; ++t) {
+    bool target_trained = ex.loss_mask[size_t(t + 1)] != 0;
+    trained += target_trained;
+    if (target_trained) EXPECT_GT(g[t].item<double>(), 0) << "position " << t;
+    else EXPECT_EQ(g[t].item<double>(), 0) << "prompt position " << t << " got gradient";
+  }
+  EXPECT_EQ(trained, tl.tokens);
+  // The completion text (+ EOS) is exactly what is trained.
+  std::vector<int64_t> trained_ids;
+  for (size_t t = 0; t < ex.ids.size(); ++t)
+    if (ex.loss_mask[t]) trained_ids.push_back(ex.ids[t]);
+  EXPECT_EQ(tok->decode(trained_ids, true), " The answer is 5.");
+  EXPECT_EQ(trained_ids.back(), tok->eos_id());
+}
+
+TEST_F(SftTest, PackedRowsGiveThePerExampleLossOfUnpackedOnes) {
+  auto tok = Tokenizer::load(tmp / "base");
+  auto model = load_model(tmp / "base");
+  model->eval();
+  SftDataStats st;
+  auto ex = load_sft_data(tmp / "data.jsonl", *tok, SftDataOptions{}, &st);
+  ex.resize(6);
+  auto packed = pack_examples(ex, 64);
+  ASSERT_LT(packed.size(), ex.size());
+  double separate = 0;
+  torch::NoGradGuard ng;
+  for (auto& e : ex) separate += sft_token_loss(*model, collate({&e}, 0, device())).nll_sum.item<double>();
+  std::vector<const TokenizedExample*> rows;
+  for (auto& p : packed) rows.push_back(&p);
+  double together = sft_token_loss(*model, collate(rows, 0, device())).nll_sum.item<double>();
+  EXPECT_NEAR(separate, together, 1e-3 * std::abs(separate) / 100 + 1e-4);
+}
+
+TEST_F(SftTest, KillNineThenResumeIsBitIdentical) {
+  auto bin = rlhf_bin();
+  std::string common = " sft --model " + (tmp / "base").string() + " --data " + (tmp / "data.jsonl").string() +
+                       " --batch-size 4 --max-steps 24 --save-steps 3 --lr 1e-3 --dropout 0.1 --threads 1 -q";
+  auto full = run_command(bin + common + " --out " + (tmp / "full").string());
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  // Start the same run, kill -9 it once it has written a checkpoint, resume to the end.
+  std::string out = (tmp / "killed").string();
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + bin + common + " --out " + out + " >/dev/null 2>&1").c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  bool killed = false;
+  for (int i = 0; i < 600 && !killed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (fs::exists(fs::path(out) / "checkpoints" / "step-000006")) {
+      kill(pid, SIGKILL);
+      killed = true;
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(killed) << "the run never wrote a checkpoint";
+  ASSERT_FALSE(fs::exists(fs::path(out) / "model.safetensors")) << "the run finished before it was killed";
+  auto resumed = run_command(bin + common + " --out " + out + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_TRUE(read_bytes(tmp / "full" / "model.safetensors") == read_bytes(fs::path(out) / "model.safetensors"))
+      << "final weights differ";
+  auto a = read_metrics(tmp / "full"), b = read_metrics(out);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i]["loss"], b[i]["loss"]) << "step " << i + 1;
+}
+
+TEST_F(SftTest, MergedLoraGivesTheLogitsOfBasePlusAdapter) {
+  auto c = base_config(tmp / "base", tmp / "data.jsonl", tmp / "lora");
+  c.train.max_steps = 3;
+  c.use_lora = true;
+  c.lora.r = 4;
+  run_sft(c);
+  auto with_adapter = load_model(tmp / "base");
+  load_lora(*with_adapter, tmp / "lora");
+  auto merged = load_model(tmp / "base");
+  load_lora(*merged, tmp / "lora");
+  merge_lora(*merged);
+  with_adapter->eval();
+  merged->eval();
+  torch::NoGradGuard ng;
+  auto ids = torch::randint(300, {2, 20}, torch::kLong);
+  EXPECT_LT(max_abs_diff(with_adapter->forward(ids), merged->forward(ids)), 1e-5);
+  // Adapters off = the base model exactly.
+  auto base = load_model(tmp / "base");
+  base->eval();
+  {
+    AdaptersDisabled off(*with_adapter);
+    EXPECT_EQ(max_abs_diff(with_adapter->forward(ids), base->forward(ids)), 0);
+  }
+  EXPECT_GT(max_abs_diff(with_adapter->forward(ids), base->forward(ids)), 1e-4);
+  // And through the CLI.
+  auto r = run_command(rlhf_bin() + " -q merge --model " + (tmp / "base").string() + " --adapter " +
+                       (tmp / "lora").string() + " --out " + (tmp / "merged").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto from_cli = load_model(tmp / "merged");
+  from_cli->eval();
+  EXPECT_LT(max_abs_diff(from_cli->forward(ids), merged->forward(ids)), 1e-5);
+}
+
+TEST_F(SftTest, NanLossSkipsStepsThenStops) {
+  // A head full of infinities: every loss is NaN.
+  auto m = load_model(tmp / "base");
+  {
+    torch::NoGradGuard ng;
+    m->lm_head_weight().fill_(std::numeric_limits<float>::infinity());
+  }
+  save_model(*m, tmp / "bad");
+  Tokenizer::load(tmp / "base")->save(tmp / "bad");
+  auto c = base_config(tmp / "bad", tmp / "data.jsonl", tmp / "out");
+  c.train.max_steps = 10;
+  c.train.max_bad_steps = 3;
+  expect_error([&] { run_sft(c); }, {"3 consecutive steps", "NaN", "no checkpoint"});
+  EXPECT_FALSE(fs::exists(tmp / "out" / "model.safetensors"));
+}
+
+TEST_F(SftTest, BadDataIsReportedWithFileAndLine) {
+  auto tok = Tokenizer::load(tmp / "base");
+  auto check = [&](const std::string& content, std::initializer_list<std::string> parts) {
+    write_text_file(tmp / "bad.jsonl", content);
+    expect_error([&] { load_sft_data(tmp / "bad.jsonl", *tok, SftDataOptions{}); }, parts, content.c_str());
+  };
+  check("{\"prompt\": \"a\", \"completion\": \"b\"}\n{not json}\n", {"bad.jsonl:2", "invalid JSON"});
+  check("{\"prompt\": \"a\"}\n", {"bad.jsonl:1", "no \"completion\""});
+  check("{\"prompt\": \"a\", \"completion\": 5}\n", {"bad.jsonl:1", "\"completion\"", "string"});
+  check("{\"foo\": 1}\n", {"bad.jsonl:1", "\"text\""});
+  check("", {"bad.jsonl", "empty"});
+  check("[1, 2]\n", {"bad.jsonl:1", "object"});
+  // --skip-bad-lines: the good lines are kept and the bad ones counted.
+  write_text_file(tmp / "mixed.jsonl", "{\"text\": \"hello world\"}\n{oops\n{\"text\": \"more\"}\n");
+  SftDataOptions skip;
+  skip.skip_bad_lines = true;
+  SftDataStats st;
+  auto ex = load_sft_data(tmp / "mixed.jsonl", *tok, skip, &st);
+  EXPECT_EQ(ex.size(), 2u);
+  EXPECT_EQ(st.bad_lines, 1);
+  // Examples longer than max length are truncated (counted); ones left with nothing to train are dropped.
+  SftDataOptions shortlen;
+  shortlen.max_length = 6;
+  write_text_file(tmp / "long.jsonl",
+                  "{\"prompt\": \"What is 1 plus 2? What is 1 plus 2? What is 1 plus 2?\", \"completion\": \" 3\"}\n"
+                  "{\"text\": \"The quick brown fox jumps over the lazy dog.\"}\n");
+  auto ex2 = load_sft_data(tmp / "long.jsonl", *tok, shortlen, &st);
+  EXPECT_EQ(ex2.size(), 1u);
+  EXPECT_EQ(st.dropped_no_loss, 1);
+  EXPECT_EQ(st.truncated, 2);
+  write_text_file(tmp / "allmasked.jsonl",
+                  "{\"prompt\": \"What is 1 plus 2? What is 1 plus 2? What is 1 plus 2?\", \"completion\": \" 3\"}\n");
+  expect_error([&] { load_sft_data(tmp / "allmasked.jsonl", *tok, shortlen); }, {"allmasked.jsonl", "--max-length"});
+}
+
+TEST_F(SftTest, CliBadInputIsOneLine) {
+  write_text_file(tmp / "bad.jsonl", "{\"prompt\": 1}\n");
+  auto r = run_command(rlhf_bin() + " sft --model " + (tmp / "base").string() + " --data " + (tmp / "bad.jsonl").string() +
+                       " --out " + (tmp / "o").string());
+  expect_cli_error(r, {"bad.jsonl:1"}, "bad sft data");
+  r = run_command(rlhf_bin() + " sft --model " + (tmp / "nope").string() + " --data " + (tmp / "data.jsonl").string() +
+                  " --out " + (tmp / "o").string());
+  expect_cli_error(r, {"nope"}, "missing model");
+}
+
+TEST_F(SftTest, ConfigFileSetsOptionsAndCommandLineWins) {
+  write_text_file(tmp / "cfg.json", Json({{"max-steps", 2}, {"batch-size", 4}, {"lr", 0.5}, {"lora", true}}).dump());
+  auto r = run_command(rlhf_bin() + " -q sft --config " + (tmp / "cfg.json").string() + " --model " +
+                       (tmp / "base").string() + " --data " + (tmp / "data.jsonl").string() + " --out " +
+                       (tmp / "o").string() + " --lr 0.001");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json saved = read_json_file(tmp / "o" / "sft_config.json");
+  EXPECT_EQ(saved["max-steps"], 2);
+  EXPECT_EQ(saved["batch-size"], 4);
+  EXPECT_DOUBLE_EQ(saved["lr"].get<double>(), 0.001);
+  EXPECT_EQ(saved["lora"], true);
+  EXPECT_TRUE(fs::exists(tmp / "o" / "adapter_model.safetensors"));
+  EXPECT_EQ(read_metrics(tmp / "o").size(), 2u);
+  // The saved config reproduces the run.
+  auto r2 = run_command(rlhf_bin() + " -q sft --config " + (tmp / "o" / "sft_config.json").string() + " --out " +
+                        (tmp / "o2").string());
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_TRUE(read_bytes(tmp / "o" / "adapter_model.safetensors") == read_bytes(tmp / "o2" / "adapter_model.safetensors"));
+}
+
+}  // namespace

@@ -1,0 +1,12 @@
+// Tensor helpers for the tests (kept out of test_util.h so that tests without tensors need no torch).
+#pragma once
+#include <torch/torch.h>
+
+namespace rlhf::test {
+
+// max |a - b| over all elements, in float64.
+inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+}  // namespace rlhf::test
