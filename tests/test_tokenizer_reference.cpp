@@ -186,8 +186,28 @@ TEST(TokenizerReference, ByteLevelRoundTrip) {
   }
 }
 
+// save() writes back exactly what Hugging Face wrote (so HF reads it as before).
+TEST(TokenizerReference, SaveKeepsTheFiles) {
+  const Fixtures& f = fixtures();
+  ASSERT_TRUE(f.error.empty()) << f.error;
+  for (const char* name : {"gpt2", "llama3", "llama2_legacy"
+#ifdef RLHF_WITH_SENTENCEPIECE
+                           , "spm"
+#endif
+       }) {
+    test::TempDir out;
+    Tokenizer::load(kFixtureDir / name)->save(out.path());
+    for (const char* file : {"tokenizer.json", "tokenizer.model"})
+      if (fs::exists(kFixtureDir / name / file))
+        EXPECT_EQ(test::read_bytes(out / file), test::read_bytes(kFixtureDir / name / file)) << name << "/" << file;
+    if (fs::exists(kFixtureDir / name / "tokenizer_config.json"))
+      EXPECT_EQ(read_json_file(out / "tokenizer_config.json"), read_json_file(kFixtureDir / name / "tokenizer_config.json"))
+          << name;
+  }
+}
+
 // `rlhf tokenizer train` learns exactly HF BpeTrainer's vocab and merges from the same text, and
-// HF loads what it writes and encodes like rlhf does.
+// transformers' AutoTokenizer loads the directory it writes and encodes like rlhf does.
 TEST(TokenizerReference, TrainerMatchesHuggingFace) {
   const Fixtures& f = fixtures();
   ASSERT_TRUE(f.error.empty()) << f.error;

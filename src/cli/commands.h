@@ -23,6 +23,9 @@ Command add_generate(CLI::App& root);
 Command add_sft(CLI::App& root);
 Command add_pretrain(CLI::App& root);
 Command add_merge(CLI::App& root);
+Command add_rm(CLI::App& root);
+Command add_score(CLI::App& root);
+Command add_dpo(CLI::App& root);
 
 // "5,17,300" -> {5, 17, 300}; errors name the option.
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);

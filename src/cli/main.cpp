@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
       rlhf::cli::add_sft(app),
       rlhf::cli::add_pretrain(app),
       rlhf::cli::add_merge(app),
+      rlhf::cli::add_rm(app),
+      rlhf::cli::add_score(app),
+      rlhf::cli::add_dpo(app),
   };
 
   try {

@@ -47,16 +47,18 @@ const std::string& require_string(const Json& j, const char* key, const std::str
 }  // namespace
 
 TokenizedExample tokenize_sft_record(const Json& j, const std::string& where, const Tokenizer& tok,
-                                     const SftDataOptions& opts) {
+                                     const SftDataOptions& opts, LazyChatTemplate* chat) {
+  LazyChatTemplate local(tok, opts.chat_template);
+  if (!chat) chat = &local;
   TokenizedExample ex;
   if (j.contains("messages")) {
-    ex = tokenize_chat_record(j, where, tok, opts.chat_template, opts.loss_on_all);
+    ex = tokenize_chat_record(j, where, tok, chat->get(), opts.loss_on_all);
   } else if (j.contains("prompt") || j.contains("completion")) {
     auto p = j.find("prompt"), c = j.find("completion");
     RLHF_CHECK(p != j.end(), where, ": has \"completion\" but no \"prompt\"");
     RLHF_CHECK(c != j.end(), where, ": has \"prompt\" but no \"completion\"");
     if (p->is_array() || c->is_array()) {
-      ex = tokenize_chat_record(j, where, tok, opts.chat_template, opts.loss_on_all);
+      ex = tokenize_chat_record(j, where, tok, chat->get(), opts.loss_on_all);
     } else {
       const std::string& prompt = require_string(j, "prompt", where);
       const std::string& completion = require_string(j, "completion", where);
@@ -83,8 +85,9 @@ std::vector<TokenizedExample> load_sft_data(const std::filesystem::path& path, c
   std::vector<TokenizedExample> out;
   JsonlReadOptions ro;
   ro.skip_bad_lines = opts.skip_bad_lines;
+  LazyChatTemplate chat(tok, opts.chat_template);
   auto records = read_jsonl(path, ro, &st.bad_lines, [&](const JsonlRecord& r) {
-    TokenizedExample ex = tokenize_sft_record(r.value, r.where(), tok, opts);
+    TokenizedExample ex = tokenize_sft_record(r.value, r.where(), tok, opts, &chat);
     ex.source_line = r.line;
     if (int64_t(ex.ids.size()) > opts.max_length) {
       ex.ids.resize(size_t(opts.max_length));

@@ -35,7 +35,9 @@ std::vector<TokenizedExample> load_sft_data(const std::filesystem::path& path, c
                                             const SftDataOptions& opts, SftDataStats* stats = nullptr);
 
 // One record (already parsed) to an example; throws rlhf::Error naming `where` and the field.
+// `chat` (optional) caches the chat template across records.
+class LazyChatTemplate;
 TokenizedExample tokenize_sft_record(const Json& j, const std::string& where, const Tokenizer& tok,
-                                     const SftDataOptions& opts);
+                                     const SftDataOptions& opts, LazyChatTemplate* chat = nullptr);
 
 }  // namespace rlhf

@@ -175,7 +175,7 @@ torch::Tensor SafetensorsFile::load(const std::string& name, torch::ScalarType d
   RLHF_CHECK(info, path_.string(), ": no tensor named \"", name, "\"");
   const DtypeDesc* d = find_dtype(info->dtype);
   auto t = torch::empty(info->shape, torch::TensorOptions().dtype(d->type));
-  std::memcpy(t.data_ptr(), data_ + info->begin, info->end - info->begin);
+  if (info->end > info->begin) std::memcpy(t.data_ptr(), data_ + info->begin, info->end - info->begin);  // empty: no storage
   if (dtype == torch::ScalarType::Undefined || dtype == d->type) return t;
   RLHF_CHECK(torch::isFloatingType(dtype) == torch::isFloatingType(d->type), path_.string(), ": tensor \"", name,
              "\" is ", info->dtype, ", cannot use it as ", c10::toString(dtype));

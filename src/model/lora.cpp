@@ -176,6 +176,36 @@ void merge_lora(TransformerImpl& model) {
   for (auto& item : model.named_parameters(true)) item.value().set_requires_grad(true);
 }
 
+bool is_adapter_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::exists(dir / "adapter_config.json", ec) && !std::filesystem::exists(dir / "model.safetensors", ec) &&
+         !std::filesystem::exists(dir / "model.safetensors.index.json", ec);
+}
+
+Transformer load_model_or_adapter(const std::filesystem::path& dir, std::optional<Head> head, uint64_t seed) {
+  if (!is_adapter_dir(dir)) return load_model(dir, head, seed);
+  auto cpath = dir / "adapter_config.json";
+  Json ac = read_json_file(cpath, "PEFT adapter config");
+  std::string base = json_get<std::string>(ac, "base_model_name_or_path", "", cpath.string());
+  RLHF_CHECK(!base.empty(), cpath.string(), ": no base_model_name_or_path; merge the adapter with `rlhf merge --model BASE`");
+  std::filesystem::path base_dir = base;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(base_dir, ec) && std::filesystem::is_directory(dir.parent_path() / base, ec))
+    base_dir = dir.parent_path() / base;
+  RLHF_CHECK(std::filesystem::is_directory(base_dir, ec), cpath.string(), ": base model \"", base,
+             "\" is not a directory here; merge the adapter with `rlhf merge --model BASE --adapter ", dir.string(), "`");
+  if (!head && json_get<std::string>(ac, "task_type", "", cpath.string()) == "SEQ_CLS") head = Head::Score;
+  auto model = load_model(base_dir, head, seed);
+  load_lora(*model, dir);
+  if (std::filesystem::exists(dir / "config.json", ec)) {
+    Json extra = read_json_file(dir / "config.json", "model config");
+    auto& cfg = model->mutable_config();
+    if (extra.contains("reward_bias")) cfg.raw["reward_bias"] = extra["reward_bias"];
+    if (extra.contains("pad_token_id") && extra["pad_token_id"].is_number_integer()) cfg.pad_token_id = extra["pad_token_id"].get<int64_t>();
+  }
+  return model;
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(TransformerImpl& model) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (auto& item : model.named_parameters(true))

@@ -54,6 +54,14 @@ LoraConfig load_lora(TransformerImpl& model, const std::filesystem::path& dir);
 // Folds every adapter into its base weight (W += scale * B A) and removes it.
 void merge_lora(TransformerImpl& model);
 
+// A model directory, or a PEFT adapter directory (adapter_config.json without weights of its own):
+// then its base_model_name_or_path is loaded (head as the adapter's task type says: SEQ_CLS = score
+// head) and the adapter attached. A config.json next to the adapter (written by `rlhf rm --lora`)
+// contributes reward_bias and pad_token_id.
+Transformer load_model_or_adapter(const std::filesystem::path& dir, std::optional<Head> head = std::nullopt,
+                                  uint64_t seed = 0);
+bool is_adapter_dir(const std::filesystem::path& dir);
+
 // Parameters that require grad, with their names.
 std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(TransformerImpl& model);
 

@@ -139,7 +139,8 @@ void BpeModel::load_merges(const Json& j, const std::string& where) {
       a = m[0].get<std::string>();
       b = m[1].get<std::string>();
     }
-    merges_[pair_key(id_of(a, rank), id_of(b, rank))] = Merge{int32_t(rank), id_of(a + b, rank)};
+    int32_t left = id_of(a, rank), right = id_of(b, rank), merged = id_of(a + b, rank);
+    merges_[pair_key(left, right)] = Merge{int32_t(rank), merged};  // a later duplicate wins, as in HF
   }
 }
 
@@ -170,11 +171,7 @@ std::optional<int32_t> BpeModel::whole_piece_id(std::string_view piece) const {
 // (byte_fallback), else the unk token (fused with a preceding unk when fuse_unk), else nothing.
 void BpeModel::add_char(std::string_view ch, uint32_t len, std::vector<Symbol>& word,
                         std::optional<Symbol>& unk) const {
-  auto push = [&](int32_t id, uint32_t n) {
-    int32_t index = int32_t(word.size());
-    if (!word.empty()) word.back().next = index;
-    word.push_back({id, index - 1, -1, n});
-  };
+  auto push = [&](int32_t id, uint32_t n) { append(word, id, n); };
   if (auto it = vocab_.find(ch); it != vocab_.end()) {
     if (unk) push(unk->id, unk->len), unk.reset();
     push(it->second, len);
@@ -194,27 +191,24 @@ void BpeModel::add_char(std::string_view ch, uint32_t len, std::vector<Symbol>& 
   unk = Symbol{*unk_id_, -1, -1, len};
 }
 
+void BpeModel::append(std::vector<Symbol>& word, int32_t id, uint32_t len) {
+  int32_t index = int32_t(word.size());
+  if (!word.empty()) word.back().next = index;
+  word.push_back({id, index - 1, -1, len});
+}
+
 void BpeModel::initial_symbols(std::string_view piece, std::vector<Symbol>& word) const {
-  std::optional<Symbol> unk;
   if (byte_level_input_) {
-    for (size_t i = 0; i < piece.size(); ++i) {
-      int32_t id = byte_ids_[uint8_t(piece[i])];
-      int32_t index = int32_t(word.size());
-      if (!word.empty()) word.back().next = index;
-      word.push_back({id, index - 1, -1, 1});
-    }
+    for (char c : piece) append(word, byte_ids_[uint8_t(c)], 1);
     return;
   }
+  std::optional<Symbol> unk;
   for (size_t i = 0; i < piece.size();) {
     uint32_t n = utf8::sequence_length(uint8_t(piece[i]));
     add_char(piece.substr(i, n), n, word, unk);
     i += n;
   }
-  if (unk) {
-    int32_t index = int32_t(word.size());
-    if (!word.empty()) word.back().next = index;
-    word.push_back({unk->id, index - 1, -1, unk->len});
-  }
+  if (unk) append(word, unk->id, unk->len);
 }
 
 // Word::merge_all of Hugging Face tokenizers: a min-heap of candidate merges ordered by (rank,

@@ -53,6 +53,7 @@ class BpeModel {
   };
   void load_vocab(const Json& j, const std::string& where);
   void load_merges(const Json& j, const std::string& where);
+  static void append(std::vector<Symbol>& word, int32_t id, uint32_t len);  // links it to its left neighbour
   void initial_symbols(std::string_view piece, std::vector<Symbol>& word) const;
   void add_char(std::string_view ch, uint32_t len, std::vector<Symbol>& word, std::optional<Symbol>& unk) const;
   void merge(std::vector<Symbol>& word) const;

@@ -43,19 +43,28 @@ std::vector<AddedToken> resolve_added_tokens(const Json& j, const std::string& w
 
 }  // namespace
 
-HfTokenizer::HfTokenizer(Json tokenizer_json, const std::string& where, Json config_json)
-    : json_(std::move(tokenizer_json)), config_json_(std::move(config_json)) {
-  RLHF_CHECK(json_.is_object(), where, ": expected a JSON object (a Hugging Face tokenizer.json)");
-  RLHF_CHECK(json_.contains("model"), where, ": no \"model\"; this is not a Hugging Face tokenizer.json");
-  byte_level_input_ = model_takes_bytes(json_);
-  normalizer_ = make_normalizer(field(json_, "normalizer"), where + ": normalizer");
+HfTokenizer::HfTokenizer(std::string tokenizer_json, const std::string& where, Json config_json)
+    : json_text_(std::move(tokenizer_json)), config_json_(std::move(config_json)) {
+  init(parse_json(json_text_, where), where);
+}
+
+HfTokenizer::HfTokenizer(const Json& tokenizer_json, const std::string& where, Json config_json)
+    : json_text_(tokenizer_json.dump(2)), config_json_(std::move(config_json)) {
+  init(tokenizer_json, where);
+}
+
+void HfTokenizer::init(const Json& j, const std::string& where) {
+  RLHF_CHECK(j.is_object(), where, ": expected a JSON object (a Hugging Face tokenizer.json)");
+  RLHF_CHECK(j.contains("model"), where, ": no \"model\"; this is not a Hugging Face tokenizer.json");
+  byte_level_input_ = model_takes_bytes(j);
+  normalizer_ = make_normalizer(field(j, "normalizer"), where + ": normalizer");
   PreTokenizerOptions options;
   options.defer_byte_mapping = byte_level_input_;
-  pre_tokenizer_ = make_pre_tokenizer(field(json_, "pre_tokenizer"), where + ": pre_tokenizer", options);
-  model_ = std::make_unique<BpeModel>(json_["model"], where + ": model", byte_level_input_);
-  post_processor_ = make_post_processor(field(json_, "post_processor"), where + ": post_processor");
-  decoder_ = make_decoder(field(json_, "decoder"), where + ": decoder");
-  added_ = AddedVocabulary(resolve_added_tokens(json_, where, *model_), normalizer_.get());
+  pre_tokenizer_ = make_pre_tokenizer(field(j, "pre_tokenizer"), where + ": pre_tokenizer", options);
+  model_ = std::make_unique<BpeModel>(j["model"], where + ": model", byte_level_input_);
+  post_processor_ = make_post_processor(field(j, "post_processor"), where + ": post_processor");
+  decoder_ = make_decoder(field(j, "decoder"), where + ": decoder");
+  added_ = AddedVocabulary(resolve_added_tokens(j, where, *model_), normalizer_.get());
   keep_values_ = post_processor_ && post_processor_->needs_values();
   if (post_processor_) post_processor_->special_ids(special_prefix_, special_suffix_);
 
@@ -163,7 +172,7 @@ bool HfTokenizer::is_special(int64_t id) const {
 
 void HfTokenizer::save(const std::filesystem::path& dir) const {
   ensure_directory(dir);
-  write_json_atomic(dir / "tokenizer.json", json_);
+  write_file_atomic(dir / "tokenizer.json", json_text_);
   write_tokenizer_config(dir, config_json_, config_, "PreTrainedTokenizerFast");
 }
 

@@ -17,9 +17,11 @@ namespace rlhf {
 
 class HfTokenizer : public Tokenizer {
  public:
-  // `tokenizer_json` is the parsed tokenizer.json, `where` its path (for errors);
-  // `config_json` the parsed tokenizer_config.json, or null when there is none.
-  HfTokenizer(Json tokenizer_json, const std::string& where, Json config_json);
+  // From the text of a tokenizer.json (save() writes it back byte for byte); `where` is its path
+  // (for errors), `config_json` the parsed tokenizer_config.json, or null when there is none.
+  HfTokenizer(std::string tokenizer_json, const std::string& where, Json config_json);
+  // From a parsed tokenizer.json (what the trainer builds).
+  HfTokenizer(const Json& tokenizer_json, const std::string& where, Json config_json);
 
   Encoding encode_with_offsets(std::string_view text, bool add_special_tokens = false) const override;
   std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = false) const override;
@@ -31,10 +33,12 @@ class HfTokenizer : public Tokenizer {
   std::string describe() const override;
 
  private:
+  void init(const Json& j, const std::string& where);
   void encode_plain(const NormalizedString& text, TokenList& out) const;
   void add_token(TokenList& out, int64_t id, std::pair<size_t, size_t> offsets, std::string_view value) const;
 
-  Json json_, config_json_;
+  std::string json_text_;
+  Json config_json_;
   std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
   std::unique_ptr<BpeModel> model_;

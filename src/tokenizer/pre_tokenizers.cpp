@@ -2,6 +2,8 @@
 // factory that reads them.
 #include "tokenizer/pre_tokenizers.h"
 
+#include <optional>
+
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/utf8.h"
@@ -28,7 +30,7 @@ class ByteLevel : public PreTokenizer {
  public:
   ByteLevel(bool add_prefix_space, bool use_regex, bool map_bytes, const std::string& where)
       : add_prefix_space_(add_prefix_space), map_bytes_(map_bytes) {
-    if (use_regex) pattern_ = std::make_unique<Pattern>(Pattern::regex(kGpt2Pattern, where));
+    if (use_regex) pattern_ = Pattern::regex(kGpt2Pattern, where);
   }
   void pre_tokenize(std::vector<NormalizedString>& pieces) const override {
     split_each(pieces, [&](NormalizedString& piece) {
@@ -36,24 +38,28 @@ class ByteLevel : public PreTokenizer {
       if (!pattern_) return std::vector<NormalizedString>{std::move(piece)};
       return piece.split(*pattern_, SplitBehavior::Isolated);
     });
-    if (!map_bytes_) return;
-    for (auto& piece : pieces) {
-      std::vector<CharChange> dest;
-      dest.reserve(piece.get().size());
-      const std::string& s = piece.get();
-      for (size_t i = 0; i < s.size();) {
-        int n = utf8::sequence_length(static_cast<unsigned char>(s[i]));
-        for (int k = 0; k < n; ++k)
-          dest.push_back({byte_level::byte_to_char()[static_cast<unsigned char>(s[i + k])], k > 0 ? 1 : 0});
-        i += n;
-      }
-      piece.transform(dest);
-    }
+    if (map_bytes_)
+      for (auto& piece : pieces) map_bytes(piece);
   }
 
  private:
+  // Each byte of a character becomes its byte-level character: the first replaces the character,
+  // the others are inserted after it (so all take the character's input range).
+  static void map_bytes(NormalizedString& piece) {
+    const std::string& s = piece.get();
+    std::vector<CharChange> dest;
+    dest.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+      int n = utf8::sequence_length(static_cast<unsigned char>(s[i]));
+      for (int k = 0; k < n; ++k)
+        dest.push_back({byte_level::byte_to_char()[static_cast<unsigned char>(s[i + k])], k > 0 ? 1 : 0});
+      i += n;
+    }
+    piece.transform(dest);
+  }
+
   bool add_prefix_space_, map_bytes_;
-  std::unique_ptr<Pattern> pattern_;
+  std::optional<Pattern> pattern_;
 };
 
 class Split : public PreTokenizer {

@@ -37,7 +37,7 @@ std::shared_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& path) {
   if (file.extension() == ".json") {
     RLHF_CHECK(file.filename() != "tokenizer_config.json", file.string(),
                ": this is the tokenizer's config; give tokenizer.json or the directory instead");
-    return std::make_shared<HfTokenizer>(read_json_file(file, "tokenizer.json"), file.string(), std::move(config));
+    return std::make_shared<HfTokenizer>(read_file(file, "tokenizer.json"), file.string(), std::move(config));
   }
   if (file.extension() == ".model") return load_sentencepiece(file, std::move(config));
   RLHF_FAIL(file.string(), ": unknown tokenizer file type; expected tokenizer.json (Hugging Face) or "

@@ -23,7 +23,7 @@ struct Encoding {
   std::vector<std::pair<int64_t, int64_t>> offsets;
 };
 
-// What tokenizer_config.json says (all optional). Tokens are "" and flags false when absent.
+// What tokenizer_config.json says (all optional; tokens are "" when absent).
 struct TokenizerConfig {
   std::string bos_token, eos_token, pad_token, unk_token;
   std::optional<bool> add_bos_token, add_eos_token;  // unset: the tokenizer's own default
@@ -55,7 +55,7 @@ class Tokenizer {
   // concatenation of all push() results and finish() equals decode(all ids). Same algorithm as
   // Hugging Face's DecodeStream: decode a short window of ids (with one already-emitted token as
   // context, so that decoders which strip a leading space see the word boundary) and emit what
-  // grew, unless it ends in U+FFFD.
+  // grew, unless it ends in U+FFFD. The tokenizer must outlive its decoders.
   class StreamDecoder {
    public:
     explicit StreamDecoder(const Tokenizer& tok, bool skip_special_tokens = false);
@@ -91,7 +91,7 @@ class Tokenizer {
 
   // What encode(text, add_special_tokens = true) puts before / after the text's tokens: for
   // tokenizer.json what its post_processor adds (e.g. Llama 3: {128000}), for tokenizer.model BOS /
-  // EOS as tokenizer_config.json's add_bos_token / add_eos_token say (SentencePiece: BOS only).
+  // EOS as tokenizer_config.json's add_bos_token / add_eos_token say (by default BOS only).
   const std::vector<int64_t>& special_prefix() const { return special_prefix_; }
   const std::vector<int64_t>& special_suffix() const { return special_suffix_; }
   bool add_bos() const;  // special_prefix() contains bos_id()
@@ -105,12 +105,12 @@ class Tokenizer {
   // special_tokens_map.json, into `dir` (created if needed) so that HF AutoTokenizer loads it.
   virtual void save(const std::filesystem::path& dir) const = 0;
 
-  // Short human description: "tokenizer.json BPE (byte-level), 50257 tokens".
+  // Short human description: "tokenizer.json BPE (byte-level), 50257 ids (50257 model tokens, 1 added)".
   virtual std::string describe() const = 0;
 
  protected:
   // Subclasses call this at the end of loading: keeps the config and resolves the special-token
-  // ids with token_to_id() (a token the vocabulary lacks is an error naming `where`).
+  // ids with token_to_id() (a token the vocabulary lacks gets id -1, with a warning naming `where`).
   void set_config(TokenizerConfig config, const std::string& where);
   TokenizerConfig config_;
   int64_t bos_id_ = -1, eos_id_ = -1, pad_id_ = -1, unk_id_ = -1;

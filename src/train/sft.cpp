@@ -19,6 +19,18 @@ torch::ScalarType parse_save_dtype(const std::string& s) {
   RLHF_FAIL("--save-dtype '", s, "' is not known; use fp32, bf16 or fp16");
 }
 
+std::pair<torch::Tensor, torch::Tensor> masked_sequence_logps(TransformerImpl& model, const Batch& b) {
+  const int64_t B = b.ids.size(0), T = b.ids.size(1);
+  auto h = model.hidden(b.ids, batch_args(b)).narrow(1, 0, T - 1);  // (B, T-1, C)
+  auto sel = b.loss_mask.narrow(1, 1, T - 1);                         // (B, T-1)
+  auto targets = b.ids.narrow(1, 1, T - 1).masked_select(sel);
+  auto lp = token_logprobs(model, h.index({sel}), targets);           // (N)
+  auto rows = torch::arange(B, b.ids.options()).unsqueeze(1).expand({B, T - 1}).masked_select(sel);
+  auto sums = torch::zeros({B}, lp.options()).index_add(0, rows, lp);
+  auto counts = sel.sum(1).to(torch::kFloat);
+  return {sums, counts};
+}
+
 ForwardArgs batch_args(const Batch& b) {
   ForwardArgs a;
   a.attention_mask = b.attention_mask;
@@ -113,15 +125,15 @@ void run_sft(const SftConfig& cfg) {
   RLHF_CHECK(!cfg.model.empty(), "--model is required");
   RLHF_CHECK(!cfg.data.empty(), "--data is required");
   RLHF_CHECK(cfg.eval_split >= 0 && cfg.eval_split < 1, "--eval-split must be in [0, 1)");
-  auto model = load_model(cfg.model);
-  RLHF_CHECK(model->config().head == Head::LM, cfg.model, ": is a score model; SFT needs a causal LM");
   auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
-  RLHF_CHECK(tok->vocab_size() <= model->config().vocab_size, "the tokenizer has ", tok->vocab_size(),
-             " tokens but the model's embedding has ", model->config().vocab_size, " rows; pass the matching --tokenizer");
+  ModelConfig mc = ModelConfig::from_file((std::filesystem::path(cfg.model) / "config.json").string());
+  RLHF_CHECK(mc.head == Head::LM, cfg.model, ": is a score model; SFT needs a causal LM");
+  RLHF_CHECK(tok->vocab_size() <= mc.vocab_size, "the tokenizer has ", tok->vocab_size(),
+             " tokens but the model's embedding has ", mc.vocab_size, " rows; pass the matching --tokenizer");
   SftDataOptions dopt = cfg.data_opts;
-  if (model->config().arch == Arch::GPT2 && dopt.max_length > model->config().n_ctx) {
-    log_info("max length ", dopt.max_length, " capped at the model's context ", model->config().n_ctx);
-    dopt.max_length = model->config().n_ctx;
+  if (mc.arch == Arch::GPT2 && dopt.max_length > mc.n_ctx) {
+    log_info("max length ", dopt.max_length, " capped at the model's context ", mc.n_ctx);
+    dopt.max_length = mc.n_ctx;
   }
 
   // 1. data: tokenise once, split or read the eval set, optionally pack
@@ -148,6 +160,7 @@ void run_sft(const SftConfig& cfg) {
     train = pack_examples(train, dopt.max_length);
     log_info("packed ", before, " examples into ", train.size(), " rows of up to ", dopt.max_length, " tokens");
   }
+  auto model = load_model(cfg.model);
   LoraConfig lc = cfg.lora;
   lc.base_model = cfg.model;
   train_causal_lm(model, tok, std::move(train), std::move(eval), cfg.train, cfg.use_lora, lc, cfg.dropout,

@@ -57,6 +57,8 @@ struct TokenLoss {
 TokenLoss sft_token_loss(TransformerImpl& model, const Batch& b);
 // The same from final hidden states (B, T, C) already computed for batch `b`.
 TokenLoss sft_token_loss(TransformerImpl& model, const torch::Tensor& hidden, const Batch& b);
+// Per-sequence sums of log p over the loss-masked tokens of a batch, and their counts: (B), (B).
+std::pair<torch::Tensor, torch::Tensor> masked_sequence_logps(TransformerImpl& model, const Batch& b);
 // Mask, positions and segments of a batch as model inputs.
 ForwardArgs batch_args(const Batch& b);
 

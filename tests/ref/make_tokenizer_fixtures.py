@@ -7,7 +7,7 @@ special tokens), offsets and decodes.
 
   make_tokenizer_fixtures.py --out BUILD/tests/tokenizer_fixtures
   make_tokenizer_fixtures.py --out BUILD/tests/tokenizer_fixtures --encode DIR
-      (HF's ids for the test texts with the tokenizer.json in DIR, as JSON on stdout)
+      (ids of AutoTokenizer.from_pretrained(DIR) for the test texts, as JSON on stdout)
 
 Writes into OUT:
   <name>/               a tokenizer directory per kind (tokenizer.json or tokenizer.model + configs)
@@ -51,7 +51,7 @@ TRAIN_SETTINGS = {"vocab_size": 3000, "min_frequency": 2, "pattern": "llama3",
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="output directory")
-    ap.add_argument("--encode", help="print HF's ids for the test texts with DIR/tokenizer.json and exit")
+    ap.add_argument("--encode", help="print AutoTokenizer's ids for the test texts with the tokenizer in DIR")
     args = ap.parse_args()
     if args.encode:
         encode(args.out, args.encode)
@@ -71,11 +71,13 @@ def main():
 
 
 def encode(out, tokenizer_dir):
-    """HF's ids (no special tokens) for the test texts of OUT/expected.json, as JSON on stdout."""
-    from tokenizers import Tokenizer
-    tok = Tokenizer.from_file(os.path.join(tokenizer_dir, "tokenizer.json"))
+    """transformers' AutoTokenizer on DIR (so the directory must be complete: tokenizer.json and
+    tokenizer_config.json), ids without special tokens for the test texts of OUT/expected.json, as
+    JSON on stdout."""
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     cases = json.load(open(os.path.join(out, "expected.json"), encoding="utf-8"))["cases"]
-    json.dump([tok.encode(t, add_special_tokens=False).ids for t in cases], sys.stdout)
+    json.dump([tok(t, add_special_tokens=False)["input_ids"] for t in cases], sys.stdout)
 
 
 def inputs_hash():

@@ -1,0 +1,216 @@
+#include "train/reward.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "align/losses.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "data/sft_data.h"
+#include "train/sft.h"
+
+namespace rlhf {
+
+torch::Tensor reward_positions(const torch::Tensor& ids, const torch::Tensor& attention_mask, int64_t pad_id) {
+  auto last_real = attention_mask.sum(1) - 1;  // (B)
+  if (pad_id < 0) return last_real;
+  // HF: argmax of (ids == pad) - 1, taken modulo T; rows without a pad score their last token.
+  auto is_pad = (ids == pad_id).logical_and(attention_mask.to(torch::kBool));
+  auto has_pad = is_pad.any(1);
+  auto first_pad = is_pad.to(torch::kInt).argmax(1);
+  return torch::where(has_pad, (first_pad - 1).clamp_min(0), last_real);
+}
+
+torch::Tensor RewardModel::score(const Batch& b) {
+  auto h = model->hidden(b.ids, batch_args(b));  // (B, T, C)
+  auto pos = reward_positions(b.ids, b.attention_mask, pad_id);
+  auto last = h.gather(1, pos.view({-1, 1, 1}).expand({-1, 1, h.size(2)})).squeeze(1);  // (B, C)
+  return model->head(last).select(-1, 0).to(torch::kFloat) + bias;
+}
+
+RewardModel load_reward_model(const std::string& dir) {
+  RewardModel rm;
+  rm.model = load_model_or_adapter(dir, Head::Score);
+  merge_lora(*rm.model);
+  for (auto& p : rm.model->parameters()) p.set_requires_grad(false);
+  rm.model->eval();
+  const ModelConfig& c = rm.model->config();
+  RLHF_CHECK(c.head == Head::Score, dir, ": is not a reward model (no score head)");
+  rm.bias = c.raw.value("reward_bias", 0.0);
+  rm.pad_id = c.pad_token_id;
+  return rm;
+}
+
+Json reward_metrics(const std::vector<double>& r, const std::vector<std::pair<double, double>>& pairs) {
+  Json j = Json::object();
+  if (!r.empty()) {
+    j["mean_reward"] = std::accumulate(r.begin(), r.end(), 0.0) / double(r.size());
+    j["min_reward"] = *std::min_element(r.begin(), r.end());
+    j["max_reward"] = *std::max_element(r.begin(), r.end());
+  }
+  if (!pairs.empty()) {
+    double acc = 0, margin = 0;
+    for (auto& [b, w] : pairs) {
+      acc += b > w ? 1.0 : (b == w ? 0.5 : 0.0);
+      margin += b - w;
+    }
+    j["accuracy"] = acc / double(pairs.size());
+    j["margin"] = margin / double(pairs.size());
+  }
+  return j;
+}
+
+namespace {
+
+// Per-record loss: mean over its pairs of the Bradley-Terry loss (+ centering).
+}  // namespace
+
+torch::Tensor reward_record_losses(const std::vector<PreferenceExample>& data, const std::vector<int64_t>& idx,
+                                   const FlatResponses& f, const torch::Tensor& rewards, double center,
+                                   std::vector<std::pair<double, double>>* pair_rewards) {
+  FlatPairs fp = flatten_pairs(data, idx, f);
+  auto dev = rewards.device();
+  auto rb = rewards.index_select(0, torch::tensor(fp.better).to(dev));
+  auto rw = rewards.index_select(0, torch::tensor(fp.worse).to(dev));
+  auto loss = bradley_terry_loss(rb, rw, torch::tensor(fp.margin).to(dev), torch::tensor(fp.p_better).to(dev));
+  if (center > 0) loss = loss + reward_centering(rb, rw, center);
+  auto own = torch::tensor(fp.owner).to(dev);
+  auto per_record = torch::zeros({int64_t(idx.size())}, loss.options()).index_add(0, own, loss);
+  auto counts = torch::zeros({int64_t(idx.size())}, loss.options()).index_add(0, own, torch::ones_like(loss));
+  if (pair_rewards) {
+    auto b = rb.detach().to(torch::kCPU).to(torch::kDouble), w = rw.detach().to(torch::kCPU).to(torch::kDouble);
+    for (int64_t i = 0; i < b.numel(); ++i) pair_rewards->emplace_back(b[i].item<double>(), w[i].item<double>());
+  }
+  return per_record / counts;
+}
+
+namespace {
+
+std::vector<double> to_vec(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kCPU).to(torch::kDouble).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+}  // namespace
+
+void run_reward(const RewardConfig& cfg) {
+  RLHF_CHECK(!cfg.model.empty() && !cfg.data.empty(), "--model and --data are required");
+  auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
+
+  // 1. data
+  PreferenceDataOptions dopt = cfg.data_opts;
+  PreferenceDataStats st;
+  auto train = load_preference_data(cfg.data, *tok, dopt, &st);
+  log_info("preference data ", cfg.data, ": ", st.describe());
+  std::vector<PreferenceExample> eval;
+  if (!cfg.eval_data.empty()) {
+    eval = load_preference_data(cfg.eval_data, *tok, dopt, &st);
+    log_info("eval data ", cfg.eval_data, ": ", st.describe());
+  } else if (cfg.eval_split > 0) {
+    auto order = epoch_order(int64_t(train.size()), cfg.train.seed ^ 0x5eedull, 0);
+    int64_t n_eval = std::max<int64_t>(1, int64_t(double(train.size()) * cfg.eval_split));
+    RLHF_CHECK(n_eval < int64_t(train.size()), "--eval-split leaves no training data");
+    std::vector<PreferenceExample> tr;
+    for (size_t i = 0; i < order.size(); ++i) (int64_t(i) < n_eval ? eval : tr).push_back(std::move(train[size_t(order[i])]));
+    train = std::move(tr);
+  }
+  // 2. the model (after the data, so bad data fails before any heavy work)
+  RewardModel rm;
+  rm.model = load_model(cfg.model, Head::Score, cfg.train.seed);
+  RLHF_CHECK(tok->vocab_size() <= rm.model->config().vocab_size, "the tokenizer has ", tok->vocab_size(),
+             " tokens but the model only ", rm.model->config().vocab_size, "; pass the matching --tokenizer");
+  rm.pad_id = tok->pad_id() >= 0 ? tok->pad_id() : tok->eos_id();
+  rm.model->mutable_config().pad_token_id = rm.pad_id;
+  rm.model->set_dropout(0);
+  const auto train_off = response_offsets(train);
+  std::optional<LoraConfig> lora;
+  if (cfg.use_lora) {
+    LoraConfig lc = cfg.lora;
+    lc.base_model = cfg.model;
+    attach_lora(*rm.model, lc, cfg.train.seed);
+    lora = lc;
+  }
+  const int64_t pad = rm.pad_id >= 0 ? rm.pad_id : 0;
+  const torch::Device dev = device();
+
+  // 3. the loop: one forward per response, pairs averaged per prompt
+  TrainHooks hooks;
+  hooks.weight = [](int64_t) { return 1.0; };
+  hooks.micro_step = [&](const std::vector<int64_t>& idx, double denom, StepMetrics& m) {
+    FlatResponses f = flatten_responses(train, train_off, idx);
+    Batch b = collate(f.seqs, pad, dev);
+    std::vector<std::pair<double, double>> pr;
+    torch::Tensor loss, rewards;
+    {
+      ComputeScope cs;
+      rewards = rm.score(b);
+      loss = reward_record_losses(train, idx, f, rewards, cfg.center_rewards_coefficient, &pr);
+    }
+    (loss.sum() / denom).backward();
+    m.add("loss", loss.sum().item<double>(), double(idx.size()));
+    Json rmm = reward_metrics(to_vec(rewards), pr);
+    m.add("accuracy", rmm["accuracy"].get<double>() * double(pr.size()), double(pr.size()));
+    m.add("margin", rmm["margin"].get<double>() * double(pr.size()), double(pr.size()));
+    m.add("mean_reward", rmm["mean_reward"].get<double>() * double(rewards.numel()), double(rewards.numel()));
+    m.add("num_tokens", double(b.tokens), 1);
+  };
+  auto evaluate_on = [&](const std::vector<PreferenceExample>& data) {
+    std::vector<double> all;
+    std::vector<std::pair<double, double>> pairs;
+    double loss = 0;
+    const int64_t mb = cfg.train.micro_batch_size > 0 ? cfg.train.micro_batch_size : cfg.train.batch_size;
+    for (size_t i = 0; i < data.size(); i += size_t(mb)) {
+      std::vector<int64_t> idx;
+      for (size_t k = i; k < std::min(data.size(), i + size_t(mb)); ++k) idx.push_back(int64_t(k));
+      FlatResponses f = flatten_responses(data, response_offsets(data), idx);
+      ComputeScope cs;
+      auto r = rm.score(collate(f.seqs, pad, dev));
+      loss += reward_record_losses(data, idx, f, r, cfg.center_rewards_coefficient, &pairs).sum().item<double>();
+      auto v = to_vec(r);
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    Json j = reward_metrics(all, pairs);
+    j["loss"] = loss / double(data.size());
+    return j;
+  };
+  if (!eval.empty()) hooks.evaluate = [&] { return evaluate_on(eval); };
+  hooks.save_output = [&](const std::filesystem::path& dir) {
+    rm.model->eval();
+    if (!cfg.normalize_on.empty()) {
+      // InstructGPT: shift rewards so the reference responses score 0 on average.
+      SftDataOptions so;
+      so.add_eos = dopt.add_eos;
+      so.max_length = dopt.max_length;
+      so.chat_template = dopt.chat_template;
+      auto ref = load_sft_data(cfg.normalize_on, *tok, so);
+      double sum = 0;
+      torch::NoGradGuard ng;
+      for (size_t i = 0; i < ref.size(); i += 16) {
+        std::vector<const TokenizedExample*> seqs;
+        for (size_t k = i; k < std::min(ref.size(), i + 16); ++k) seqs.push_back(&ref[k]);
+        ComputeScope cs;
+        sum += (rm.score(collate(seqs, pad, dev)) - rm.bias).sum().item<double>();
+      }
+      rm.bias = -sum / double(ref.size());
+      log_info("reward bias ", rm.bias, ": the ", ref.size(), " responses of ", cfg.normalize_on, " now score 0 on average");
+    }
+    rm.model->mutable_config().raw["reward_bias"] = rm.bias;
+    if (lora) save_lora(*rm.model, *lora, dir);
+    else save_model(*rm.model, dir, parse_save_dtype(cfg.save_dtype));
+    if (lora) {  // the adapter directory also records the score model's config
+      write_json_atomic(dir / "config.json", rm.model->config().to_json());
+    }
+    tok->save(dir);
+    if (!eval.empty()) {
+      Json ev = evaluate_on(eval);
+      log_info("held-out: accuracy ", ev["accuracy"].get<double>(), ", margin ", ev["margin"].get<double>(), ", mean reward ",
+               ev["mean_reward"].get<double>());
+    }
+  };
+  Json resolved = cfg.resolved;
+  resolved["_runtime"] = {{"threads", runtime().threads}, {"dtype", runtime().dtype}, {"device", runtime().device}};
+  run_training(cfg.train, *rm.model, lora, int64_t(train.size()), hooks, "rm", resolved);
+}
+
+}  // namespace rlhf
