@@ -26,6 +26,9 @@ Command add_merge(CLI::App& root);
 Command add_rm(CLI::App& root);
 Command add_score(CLI::App& root);
 Command add_dpo(CLI::App& root);
+Command add_ppo(CLI::App& root);
+Command add_grpo(CLI::App& root);
+Command add_rloo(CLI::App& root);
 
 // "5,17,300" -> {5, 17, 300}; errors name the option.
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);

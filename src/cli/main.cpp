@@ -44,6 +44,9 @@ int main(int argc, char** argv) {
       rlhf::cli::add_rm(app),
       rlhf::cli::add_score(app),
       rlhf::cli::add_dpo(app),
+      rlhf::cli::add_ppo(app),
+      rlhf::cli::add_grpo(app),
+      rlhf::cli::add_rloo(app),
   };
 
   try {

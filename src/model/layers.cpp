@@ -195,7 +195,12 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   if (q.is_cuda()) {
     // Fused kernels on GPU; key/value heads repeated for grouped-query attention.
     auto kk = G > 1 ? k.repeat_interleave(G, 1) : k, vv = G > 1 ? v.repeat_interleave(G, 1) : v;
-    auto out = at::scaled_dot_product_attention(q, kk, vv, bias.to(q.scalar_type()), drop ? dropout_p : 0.0,
+    // The mask value must stay finite in half precision (float's lowest is -inf in fp16/bf16), or a
+    // fully masked row (left padding) turns into NaN; half of it leaves room to add the scores.
+    const float lowest = q.scalar_type() == torch::kHalf ? -32752.0f
+                         : q.scalar_type() == torch::kBFloat16 ? -1.69e38f
+                                                               : std::numeric_limits<float>::lowest();
+    auto out = at::scaled_dot_product_attention(q, kk, vv, bias.clamp_min(lowest).to(q.scalar_type()), drop ? dropout_p : 0.0,
                                                 /*is_causal=*/false, scale);
     return out.transpose(1, 2).reshape({B, T, H * D});
   }
