@@ -1,6 +1,6 @@
 // Benchmark: forward + backward tokens/s of a GPT-2-shaped model (default 124M, batch 4 x 256),
 // fp32 and bf16 autocast, through the same code the trainers use. bench/train_step.py is the
-// PyTorch-Python twin; bench/run_model.sh runs both and prints the ratios.
+// PyTorch-Python twin; bench/run_train_step.sh runs both and prints the ratios.
 //
 //   bench_train_step [--size 124m] [--batch 4] [--seq 256] [--steps 5] [--dtype fp32|bf16] [--arch gpt2|llama]
 #include <chrono>

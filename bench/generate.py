@@ -7,7 +7,9 @@ import argparse, json, time
 
 import torch
 
-SIZES = {"124m": (12, 768, 12), "medium": (6, 256, 8), "small": (4, 128, 4)}
+# Same shapes and contexts as preset_config in src/model/config.cpp (layers, width, heads, context).
+SIZES = {"tiny": (2, 64, 4, 128), "small": (4, 128, 4, 256), "medium": (6, 256, 8, 512),
+         "124m": (12, 768, 12, 1024), "350m": (24, 1024, 16, 1024)}
 
 
 def main():
@@ -25,10 +27,14 @@ def main():
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     from transformers import GPT2Config, GPT2LMHeadModel
-    L, C, H = SIZES[a.size] if a.size else (a.n_layer, a.n_embd, a.n_head)
-    cfg = GPT2Config(n_layer=L, n_embd=C, n_head=H, n_positions=1024, vocab_size=50257)
+    L, C, H, ctx = SIZES[a.size] if a.size else (a.n_layer, a.n_embd, a.n_head, 1024)
+    cfg = GPT2Config(n_layer=L, n_embd=C, n_head=H, n_positions=ctx, vocab_size=50257)
     torch.manual_seed(0)
     model = GPT2LMHeadModel(cfg).eval()
+    # End of the first forward of a generate call = end of prefill; decode time runs from there to the
+    # end, as GenerateStats::decode_s does in the C++ generator.
+    fwd_ends = []
+    model.register_forward_hook(lambda *_: fwd_ends.append(time.perf_counter()))
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(cfg.vocab_size, (a.batch, a.prompt), generator=g)
     mask = torch.ones_like(ids)
@@ -36,13 +42,16 @@ def main():
               pad_token_id=0, use_cache=True)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
         model.generate(ids[:1], attention_mask=mask[:1], **kw)  # warm-up
+        fwd_ends.clear()
         t0 = time.perf_counter()
         out = model.generate(ids, attention_mask=mask, **kw)
-        el = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        el = t1 - t0
     n = (out.shape[1] - a.prompt) * a.batch
     print(json.dumps({"impl": "pytorch-python", "layers": L, "width": C, "dtype": a.dtype, "batch": a.batch,
                       "prompt": a.prompt, "new": a.new, "threads": torch.get_num_threads(),
-                      "tokens_per_s": round(n / el, 2)}))
+                      "tokens_per_s": round(n / el, 2), "decode_tokens_per_s": round(n / (t1 - fwd_ends[0]), 2),
+                      "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1)}))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages rlhf-cpp needs (idempotent: only missing packages are installed).
+# `install_deps.sh demo` skips what only the tests need (Python with torch for the references).
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libtorch-dev libopenblas0-openmp
       nlohmann-json3-dev libcli11-dev libpcre2-dev libsentencepiece-dev libprotobuf-dev
       libsqlite3-dev libcpp-httplib-dev libssl-dev
-      libgtest-dev libbenchmark-dev
-      python3-torch python3-venv python3-pip)
+      libgtest-dev libbenchmark-dev)
+if [ "${1:-test}" != "demo" ]; then
+  PKGS+=(python3-torch python3-venv python3-pip)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

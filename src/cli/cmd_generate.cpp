@@ -6,6 +6,7 @@
 #include "cli/common.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "data/prompts.h"
 #include "generate/generator.h"
 #include "io/jsonl.h"
 
@@ -18,20 +19,9 @@ struct GenerateOpts {
   GenerateParams gen;
   std::vector<std::string> stop;
   bool no_special = false;
+  bool chat = false;
+  std::string chat_template;
 };
-
-// Prompt records: {"prompt": "text"} (also accepts "text" or "query").
-std::vector<std::string> read_prompts(const std::string& path) {
-  std::vector<std::string> out;
-  for (const auto& r : read_jsonl(path)) {
-    const Json& j = r.value;
-    const char* key = j.contains("prompt") ? "prompt" : j.contains("query") ? "query" : j.contains("text") ? "text" : nullptr;
-    RLHF_CHECK(key, r.where(), ": no \"prompt\" field (a string)");
-    RLHF_CHECK(j[key].is_string(), r.where(), ": field \"", key, "\" must be a string");
-    out.push_back(j[key].get<std::string>());
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -51,20 +41,39 @@ Command add_generate(CLI::App& root) {
   app->add_option("--stop", o->stop, "stop strings (repeatable); the text is cut before them");
   app->add_option("--batch-rows", o->gen.batch_rows, "sequences decoded together")->capture_default_str();
   app->add_flag("--no-special-tokens", o->no_special, "do not add the tokenizer's BOS/special tokens to prompts");
+  app->add_flag("--chat", o->chat, "render text prompts as a user turn of the chat template, ending in the assistant "
+                                   "header (message-list prompts always are)");
+  app->add_option("--chat-template", o->chat_template, "chatml | llama3 | llama2 | mistral | zephyr | plain "
+                                                       "(default: the tokenizer's)");
   return {app, [o] {
             RLHF_CHECK(!o->prompt.empty() || !o->prompts.empty(), "give --prompt TEXT or --prompts FILE.jsonl");
             auto model = load_model(o->model);
             auto tok = load_tokenizer_for(o->model, o->tokenizer, model->config());
-            std::vector<std::string> texts = o->prompts.empty() ? std::vector<std::string>{o->prompt} : read_prompts(o->prompts);
+            std::vector<PromptRecord> prompts;
+            PromptOptions po;
+            po.chat = o->chat;
+            po.chat_template = o->chat_template;
+            po.add_special_tokens = !o->no_special;
+            po.max_new_tokens = o->gen.max_new_tokens;
+            po.n_ctx = model->config().n_ctx;
+            if (o->prompts.empty()) {
+              JsonlRecord one;
+              one.value = Json{{"prompt", o->prompt}};
+              one.file = "--prompt";
+              one.line = 1;
+              prompts = parse_prompts({one}, *tok, po);
+            } else {
+              prompts = load_prompts(o->prompts, *tok, po);
+            }
             std::vector<std::vector<int64_t>> ids;
-            for (auto& t : texts) ids.push_back(tok->encode(t, !o->no_special));
+            for (auto& pr : prompts) ids.push_back(pr.ids);
             GenerateParams p = o->gen;
             p.eos_ids = eos_ids(*tok, model->config());
             p.pad_id = tok->pad_id() >= 0 ? tok->pad_id() : 0;
             p.stop_strings = o->stop;
             p.decode = [tok](const std::vector<int64_t>& v) { return tok->decode(v, /*skip_special_tokens=*/true); };
-            p.progress = texts.size() > 1;
-            log_info("generating ", p.n, " sample(s) for ", texts.size(), " prompt(s), ", p.sampling.describe(),
+            p.progress = prompts.size() > 1;
+            log_info("generating ", p.n, " sample(s) for ", prompts.size(), " prompt(s), ", p.sampling.describe(),
                      ", up to ", p.max_new_tokens, " new tokens");
             GenerateStats st;
             auto res = generate(*model, ids, p, &st);
@@ -73,7 +82,7 @@ Command add_generate(CLI::App& root) {
                      " tokens/s)");
             std::unique_ptr<JsonlWriter> w;
             if (!o->out.empty()) w = std::make_unique<JsonlWriter>(o->out);
-            for (size_t i = 0; i < texts.size(); ++i) {
+            for (size_t i = 0; i < prompts.size(); ++i) {
               Json responses = Json::array(), lps = Json::array(), mlps = Json::array(), fin = Json::array(),
                    reasons = Json::array(), rids = Json::array();
               for (auto& g : res[i]) {
@@ -84,9 +93,12 @@ Command add_generate(CLI::App& root) {
                 reasons.push_back(g.finish_reason);
                 rids.push_back(g.ids);
               }
-              Json line = {{"prompt", texts[i]},        {"responses", responses}, {"logprobs", lps},
+              Json line = {{"prompt", prompts[i].prompt},        {"responses", responses}, {"logprobs", lps},
                            {"model_logprobs", mlps},    {"finished", fin},        {"finish_reasons", reasons},
                            {"response_ids", rids},      {"prompt_ids", ids[i]}};
+              // Other fields of the prompt record (ids, families, ...) travel along.
+              for (auto& [k, v] : prompts[i].record.items())
+                if (!line.contains(k) && k != "messages") line[k] = v;
               if (w) w->write(line);
               else std::printf("%s\n", line.dump().c_str());
             }

@@ -18,6 +18,9 @@ Command add_pretrain(CLI::App& root) {
   app->add_option("--text", c->text, "text files (one document per line) or JSONL files ({\"text\": ...})")->required();
   app->add_option("--tokenizer", c->tokenizer, "existing tokenizer (default: train one on --text)");
   app->add_option("--vocab-size", c->vocab_size, "vocabulary of the trained tokenizer")->capture_default_str();
+  app->add_option("--chat-template", c->chat_template,
+                  "chat template written into the trained tokenizer's config (plain | chatml | ...; \"\" = none)")
+      ->capture_default_str();
   app->add_option("--arch", c->arch, "gpt2 | llama")->capture_default_str();
   app->add_option("--size", c->size, "preset shape: tiny | small | medium | 124m | 350m")->capture_default_str();
   app->add_option("--n-layer", c->n_layer, "layers (0 = preset)");

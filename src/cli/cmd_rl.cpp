@@ -23,6 +23,8 @@ Command add_rl(CLI::App& root, const std::string& algo, const std::string& help)
   add_config_option(app);
   app->add_option("--policy", c->policy, "SFT model to start from (directory or LoRA adapter)")->required();
   app->add_option("--reward", c->reward, "reward model directory")->required();
+  app->add_option("--ref-model", c->ref_model,
+                  "KL reference (default: the starting --policy; in iterated RLHF pass the SFT model)");
   if (algo == "ppo") {
     app->add_option("--value-model", c->value_model, "critic initialisation (default: the reward model)");
     app->add_flag("--shared-value", c->shared_value, "a value head on the policy instead of a separate critic");

@@ -29,6 +29,10 @@ Command add_dpo(CLI::App& root);
 Command add_ppo(CLI::App& root);
 Command add_grpo(CLI::App& root);
 Command add_rloo(CLI::App& root);
+Command add_world(CLI::App& root);
+Command add_pipeline(CLI::App& root);
+Command add_eval(CLI::App& root);
+Command add_demo(CLI::App& root);
 
 // "5,17,300" -> {5, 17, 300}; errors name the option.
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);

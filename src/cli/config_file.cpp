@@ -49,6 +49,8 @@ std::vector<std::string> expand_config_args(const CLI::App& root, const std::vec
     } else {
       continue;
     }
+    // `rlhf pipeline --config FILE` reads its own (stage-structured) config.
+    if (size_t at = insertion_point(root, args, i); at > 0 && args[at - 1] == "pipeline") continue;
     Json j = read_json_file(file, "config file");
     RLHF_CHECK(j.is_object(), file, ": a config file must be a JSON object of option names and values");
     std::vector<std::string> extra;

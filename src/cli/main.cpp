@@ -47,6 +47,10 @@ int main(int argc, char** argv) {
       rlhf::cli::add_ppo(app),
       rlhf::cli::add_grpo(app),
       rlhf::cli::add_rloo(app),
+      rlhf::cli::add_world(app),
+      rlhf::cli::add_eval(app),
+      rlhf::cli::add_pipeline(app),
+      rlhf::cli::add_demo(app),
   };
 
   try {

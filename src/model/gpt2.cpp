@@ -1,5 +1,7 @@
 #include "model/gpt2.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 
 #include "core/error.h"
@@ -95,11 +97,15 @@ void Gpt2Impl::init_weights(uint64_t seed) {
   TransformerImpl::init_weights(seed);
   torch::NoGradGuard ng;
   // Residual projections: std / sqrt(2 * n_layer), as GPT-2 (and transformers) do.
+  // Drawn from their own seeded generator, on the CPU, so a model is the same in every process.
   double std = cfg_.initializer_range / std::sqrt(2.0 * double(cfg_.n_layer));
-  for (auto& b : blocks) {
-    b->attn_c_proj->weight.normal_(0, std);
-    b->mlp_c_proj->weight.normal_(0, std);
-  }
+  auto gen = at::detail::createCPUGenerator(seed ^ 0xC0B1ull);
+  for (auto& b : blocks)
+    for (auto* w : {&b->attn_c_proj->weight, &b->mlp_c_proj->weight}) {
+      auto cpu = torch::empty(w->sizes(), torch::kFloat);
+      cpu.normal_(0, std, gen);
+      w->copy_(cpu);
+    }
 }
 
 }  // namespace rlhf

@@ -36,9 +36,9 @@ class Replace : public Normalizer {
   std::string content_;
 };
 
-class Sequence : public Normalizer {
+class SequenceNormalizer : public Normalizer {
  public:
-  explicit Sequence(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
+  explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
   void normalize(NormalizedString& s) const override {
     for (const auto& step : steps_) step->normalize(s);
   }
@@ -67,7 +67,7 @@ std::unique_ptr<Normalizer> make_normalizer(const Json& j, const std::string& wh
     for (size_t i = 0; i < j["normalizers"].size(); ++i)
       if (auto n = make_normalizer(j["normalizers"][i], where + ".normalizers[" + std::to_string(i) + "]"))
         steps.push_back(std::move(n));
-    return std::make_unique<Sequence>(std::move(steps));
+    return std::make_unique<SequenceNormalizer>(std::move(steps));
   }
   RLHF_FAIL(where, ": normalizer type \"", type, "\" is not supported (supported: NFC, Prepend, Replace, Sequence)");
 }

@@ -106,9 +106,9 @@ class Metaspace : public PreTokenizer {
   bool split_;
 };
 
-class Sequence : public PreTokenizer {
+class SequencePreTokenizer : public PreTokenizer {
  public:
-  explicit Sequence(std::vector<std::unique_ptr<PreTokenizer>> steps) : steps_(std::move(steps)) {}
+  explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> steps) : steps_(std::move(steps)) {}
   void pre_tokenize(std::vector<NormalizedString>& pieces) const override {
     for (const auto& step : steps_) step->pre_tokenize(pieces);
   }
@@ -171,7 +171,7 @@ std::unique_ptr<PreTokenizer> make_one(const Json& j, const std::string& where, 
       steps.push_back(make_one(steps_json[i], where + ".pretokenizers[" + std::to_string(i) + "]",
                                map_bytes || !last, options));
     }
-    return std::make_unique<Sequence>(std::move(steps));
+    return std::make_unique<SequencePreTokenizer>(std::move(steps));
   }
   RLHF_FAIL(where, ": pre_tokenizer type \"", type,
             "\" is not supported (supported: ByteLevel, Split, Digits, Metaspace, Sequence)");

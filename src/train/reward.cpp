@@ -15,11 +15,13 @@ namespace rlhf {
 torch::Tensor reward_positions(const torch::Tensor& ids, const torch::Tensor& attention_mask, int64_t pad_id) {
   auto last_real = attention_mask.sum(1) - 1;  // (B)
   if (pad_id < 0) return last_real;
-  // HF: argmax of (ids == pad) - 1, taken modulo T; rows without a pad score their last token.
-  auto is_pad = (ids == pad_id).logical_and(attention_mask.to(torch::kBool));
-  auto has_pad = is_pad.any(1);
-  auto first_pad = is_pad.to(torch::kInt).argmax(1);
-  return torch::where(has_pad, (first_pad - 1).clamp_min(0), last_real);
+  // Hugging Face's rule (transformers >= 4.48): the last token that is not pad_token_id. Unlike the
+  // older "first pad - 1" it stays right when BOS or EOS share the pad id (GPT-2 style tokenizers).
+  // Rows made only of pad tokens score their last real token.
+  auto keep = (ids != pad_id).logical_and(attention_mask.to(torch::kBool));  // (B, T)
+  auto idx = torch::arange(ids.size(1), ids.options().dtype(torch::kLong)).unsqueeze(0).expand_as(ids);
+  auto last_non_pad = torch::where(keep, idx, torch::full_like(idx, -1)).amax(1);
+  return torch::where(last_non_pad >= 0, last_non_pad, last_real);
 }
 
 torch::Tensor RewardModel::score(const Batch& b) {

@@ -11,6 +11,7 @@
 #include "core/runtime.h"
 #include "core/signals.h"
 #include "data/chat_data.h"
+#include "data/prompts.h"
 #include "data/sft_data.h"
 #include "generate/generator.h"
 #include "io/jsonl.h"
@@ -29,51 +30,15 @@ namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// A prompt as text (for reward models and samples) and as policy token ids.
-struct Prompt {
-  std::string text;
-  std::vector<int64_t> ids;
-};
+using Prompt = PromptRecord;
 
 std::vector<Prompt> load_prompts(const RlConfig& cfg, const Tokenizer& tok, const ModelConfig& mc) {
-  LazyChatTemplate chat(tok, cfg.chat_template);
-  std::vector<Prompt> out;
-  for (const auto& r : read_jsonl(cfg.prompts)) {
-    const Json& j = r.value;
-    Prompt p;
-    std::vector<ChatMessage> msgs;
-    bool is_chat = false;
-    if (j.contains("messages")) {
-      msgs = parse_chat_messages(j["messages"], r.where() + ": messages");
-      is_chat = true;
-    } else {
-      RLHF_CHECK(j.contains("prompt"), r.where(), ": no \"prompt\" (text or messages) or \"messages\"");
-      if (j["prompt"].is_array()) {
-        msgs = parse_chat_messages(j["prompt"], r.where() + ": prompt");
-        is_chat = true;
-      } else {
-        RLHF_CHECK(j["prompt"].is_string(), r.where(), ": \"prompt\" must be text or a list of messages");
-        p.text = j["prompt"].get<std::string>();
-        if (cfg.chat) {
-          msgs = {ChatMessage{ChatRole::user, p.text}};
-          is_chat = true;
-        }
-      }
-    }
-    if (is_chat) {
-      auto rendered = chat.get().render(msgs, /*add_generation_prompt=*/true, r.where());
-      p.text = rendered.text;
-      p.ids = tokenize_chat(tok, rendered).ids;
-    } else {
-      p.ids = tok.encode(p.text, /*add_special_tokens=*/true);
-    }
-    RLHF_CHECK(!p.ids.empty(), r.where(), ": the prompt is empty");
-    RLHF_CHECK(int64_t(p.ids.size()) + cfg.max_new_tokens <= mc.n_ctx, r.where(), ": the prompt has ", p.ids.size(),
-               " tokens; with --max-new-tokens ", cfg.max_new_tokens, " it exceeds the model's context of ", mc.n_ctx,
-               " tokens; shorten the prompt or lower --max-new-tokens");
-    out.push_back(std::move(p));
-  }
-  return out;
+  PromptOptions o;
+  o.chat = cfg.chat;
+  o.chat_template = cfg.chat_template;
+  o.max_new_tokens = cfg.max_new_tokens;
+  o.n_ctx = mc.n_ctx;
+  return rlhf::load_prompts(cfg.prompts, tok, o);
 }
 
 // Whether two tokenizers produce the same ids (then the reward model reads the policy's ids).
@@ -209,8 +174,11 @@ void run_rl(const RlConfig& cfg_in) {
     for (auto& p : policy->parameters()) p.set_requires_grad(true);
   }
   Transformer ref_model;  // a frozen copy unless LoRA's adapters-off gives the reference for free
-  if (!lora) {
-    ref_model = load_model_or_adapter(cfg.policy);
+  if (!cfg.ref_model.empty() || !lora) {
+    ref_model = load_model_or_adapter(cfg.ref_model.empty() ? cfg.policy : cfg.ref_model);
+    RLHF_CHECK(ref_model->config().vocab_size == policy->config().vocab_size, cfg.ref_model,
+               ": the reference model's vocabulary (", ref_model->config().vocab_size, ") differs from the policy's (",
+               policy->config().vocab_size, "); the KL needs the same tokenizer");
     merge_lora(*ref_model);
     ref_model->eval();
     for (auto& p : ref_model->parameters()) p.set_requires_grad(false);
@@ -319,7 +287,7 @@ void run_rl(const RlConfig& cfg_in) {
   RLHF_CHECK(!eos.empty(), "the tokenizer and model config name no EOS token; responses could never end");
   const auto dev = device();
   log_info(cfg.algo, ": ", prompts.size(), " prompts, ", cfg.iterations, " iterations of ", cfg.rollout_batch, " prompts x ",
-           G, " samples, ", params.size(), " trainable tensors", lora ? " (LoRA; reference = adapters off)" : "",
+           G, " samples, ", params.size(), " trainable tensors", !cfg.ref_model.empty() ? " (reference: " + cfg.ref_model + ")" : lora ? " (LoRA; reference = adapters off)" : "",
            value_head ? ", shared value head" : "");
 
   Progress bar(cfg.algo, cfg.iterations, "iterations");

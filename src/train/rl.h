@@ -21,6 +21,7 @@ struct RlConfig {
   std::string algo = "ppo";      // ppo | grpo | rloo
   std::string policy;            // SFT model (directory or LoRA adapter)
   std::string reward;            // reward model directory ("" only with reward_fn)
+  std::string ref_model;         // KL reference ("" = the starting policy; set it to the SFT model in later rounds)
   std::string value_model;       // PPO critic initialisation ("" = the reward model, as InstructGPT)
   std::string tokenizer;         // "" = the policy's
   std::string prompts;           // JSONL: {"prompt": text | [messages]} or {"messages": [...]}

@@ -1,5 +1,7 @@
 #include "train/sft.h"
 
+#include "tokenizer/chat_template.h"
+
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -206,7 +208,13 @@ void run_pretrain(const PretrainConfig& cfg) {
     auto dir = std::filesystem::path(cfg.train.out);
     ensure_directory(dir);
     write_json_atomic(dir / "tokenizer.json", trained.tokenizer_json);
-    write_json_atomic(dir / "tokenizer_config.json", trained.config_json);
+    Json tc = trained.config_json;
+    if (!cfg.chat_template.empty()) {
+      // The template later stages find by themselves (SFT, sampling, reward model, RL, DPO).
+      auto tpl = ChatTemplate::named(cfg.chat_template, tc.value("bos_token", ""), tc.value("eos_token", ""));
+      tc["chat_template"] = tpl.jinja();
+    }
+    write_json_atomic(dir / "tokenizer_config.json", tc);
     tok = Tokenizer::load(dir);
   }
   RLHF_CHECK(tok->eos_id() >= 0, "the tokenizer has no EOS token to separate documents; set eos_token in tokenizer_config.json");

@@ -35,6 +35,7 @@ struct PretrainConfig {
   std::vector<std::string> text;   // .txt (one document per line) or .jsonl ({"text": ...}) files
   std::string tokenizer;           // "" = train a byte-level BPE on the text first
   int64_t vocab_size = 8000;       // for the trained tokenizer
+  std::string chat_template = "plain";  // written into the trained tokenizer's tokenizer_config.json ("" = none)
   std::string arch = "gpt2";       // gpt2 | llama
   std::string size = "small";      // preset shape (see `rlhf init`)
   int64_t n_layer = 0, n_embd = 0, n_head = 0;  // overrides of the preset (0 = preset)

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Decode tokens/s of sampling with a KV cache on a random GPT-2-shaped model, rlhf (bench_generate)
+# vs Hugging Face `generate` on PyTorch (bench/generate.py), same shape, batch, prompt and
+# new-token counts, dtype and threads.
+#   bench/run_generate.sh [BUILD_DIR]
+# Settings (environment, space-separated lists where plural):
+#   SIZES=124m  BATCHES="1 32"  DTYPES=fp32  THREADS=2  PROMPT=16  NEW=128
+#   sizes: tiny small medium 124m 350m, or LxCxH for a custom shape (6x512x8: 6 layers, width 512,
+#   8 heads, context 1024); NEW is cut so that PROMPT + NEW fits the context (tiny: 128).
+#   dtypes: fp32 bf16 (bf16 autocast on both sides).
+#   RLHF_PYTHON=.venv/bin/python (made by scripts/setup_venv.sh); VERBOSE=1 also prints the raw JSON.
+# Quick check: SIZES=tiny NEW=16 bench/run_generate.sh
+# Prints the machine, then one line per configuration: decode tokens/s of both (generated tokens /
+# time after the prefill) and the ratio rlhf / pytorch (above 1 means rlhf is faster). For batch 1
+# it adds bench_generate's memory-bandwidth bound: measured copy bandwidth / bytes of weights, the
+# tokens/s if every decode step only had to read all weights once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+PY=${RLHF_PYTHON:-.venv/bin/python}
+SIZES=${SIZES:-124m}
+BATCHES=${BATCHES:-1 32}
+DTYPES=${DTYPES:-fp32}
+THREADS=${THREADS:-2}
+PROMPT=${PROMPT:-16}
+NEW=${NEW:-128}
+
+die() { echo "error: $*" >&2; exit 1; }
+[ -x "$PY" ] || die "no Python at $PY: create the venv with scripts/setup_venv.sh (or set RLHF_PYTHON)"
+versions=$("$PY" -c "import torch, transformers; print('torch', torch.__version__, '/ transformers', transformers.__version__)" 2>/dev/null) ||
+  die "$PY cannot import torch and transformers: run scripts/setup_venv.sh (or set RLHF_PYTHON)"
+[ -f "$BUILD/build.ninja" ] || die "no Ninja build in $BUILD: configure it with scripts/build.sh"
+ninja -C "$BUILD" bench_generate >/dev/null || die "building bench_generate in $BUILD failed"
+
+ERR=$(mktemp)
+trap 'rm -f "$ERR"' EXIT
+# run_bench VAR CMD...: the last stdout line (the JSON) into VAR; on failure, show stderr and stop.
+run_bench() {
+  local var=$1 out
+  shift
+  out=$("$@" 2>"$ERR") || { echo "error: '$*' failed:" >&2; tail -n 20 "$ERR" >&2; exit 1; }
+  printf -v "$var" '%s' "$(printf '%s\n' "$out" | tail -n 1)"
+}
+# pin_to N: PIN = the command prefix that pins N threads to cores 0..N-1 when there are enough
+# cores (steadier numbers), else nothing.
+pin_to() {
+  PIN=()
+  if command -v taskset >/dev/null && [ "$1" -le "$(nproc)" ]; then PIN=(taskset -c "0-$(($1 - 1))"); fi
+}
+ours='' theirs=''
+
+cpu=$(grep -m1 -E '^(model name|Model|cpu model)' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+echo "machine: ${cpu:-unknown CPU}, $(nproc) usable cores ($(grep -c '^processor' /proc/cpuinfo) logical CPUs); python $versions"
+echo "generate (sampling, KV cache, GPT-2 shape): prompt $PROMPT tokens, $NEW new tokens per row, decode tokens/s"
+# Context lengths of the presets (src/model/config.cpp); custom shapes start from 124m's.
+declare -A CTX=([tiny]=128 [small]=256 [medium]=512 [124m]=1024 [350m]=1024)
+shown_runtime=0
+for size in $SIZES; do
+  if [[ $size =~ ^([0-9]+)x([0-9]+)x([0-9]+)$ ]]; then
+    shape=(--n-layer "${BASH_REMATCH[1]}" --n-embd "${BASH_REMATCH[2]}" --n-head "${BASH_REMATCH[3]}")
+    ctx=1024
+  else
+    [ -n "${CTX[$size]:-}" ] || die "unknown size '$size': use tiny, small, medium, 124m, 350m or LxCxH"
+    shape=(--size "$size")
+    ctx=${CTX[$size]}
+  fi
+  new=$NEW
+  if [ $((PROMPT + new)) -gt "$ctx" ]; then
+    new=$((ctx - PROMPT))
+    [ "$new" -gt 0 ] || die "prompt of $PROMPT tokens does not fit $size's context of $ctx"
+    echo "note: $size has a context of $ctx tokens: $NEW new tokens cut to $new for $size"
+  fi
+  for dtype in $DTYPES; do
+    for t in $THREADS; do
+      pin_to "$t"
+      for b in $BATCHES; do
+        args=("${shape[@]}" --batch "$b" --prompt "$PROMPT" --new "$new" --dtype "$dtype" --threads "$t")
+        run_bench ours "${PIN[@]}" "$BUILD/bench_generate" "${args[@]}"
+        rt=$(grep -m1 '^runtime:' "$ERR" || true)
+        if [ $shown_runtime = 0 ] && [ -n "$rt" ]; then echo "rlhf $rt"; shown_runtime=1; fi
+        # Give PyTorch the OpenBLAS kernel rlhf chose (rlhf re-execs with a better one when OpenBLAS
+        # misdetects the CPU); the user's OPENBLAS_CORETYPE wins on both sides.
+        kernel=$(sed -n 's/.*\[kernel \([^]]*\)\].*/\1/p' <<<"$rt")
+        if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -n "$kernel" ]; then
+          run_bench theirs env OPENBLAS_CORETYPE="$kernel" "${PIN[@]}" "$PY" bench/generate.py "${args[@]}"
+        else
+          run_bench theirs "${PIN[@]}" "$PY" bench/generate.py "${args[@]}"
+        fi
+        if [ "${VERBOSE:-0}" = 1 ]; then echo "$ours"; echo "$theirs"; fi
+        "$PY" - "$size" "$ours" "$theirs" <<'PYEOF'
+import json, sys
+size, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+assert a["threads"] == b["threads"], f"thread counts differ: rlhf {a['threads']} vs pytorch {b['threads']}"
+assert abs(a["params_m"] - b["params_m"]) < 0.15, f"models differ: rlhf {a['params_m']}M vs pytorch {b['params_m']}M params"
+x, y = a["decode_tokens_per_s"], b["decode_tokens_per_s"]
+line = (f"{size} {a['dtype']} {a['threads']} thread{'s' * (a['threads'] != 1)} batch {a['batch']}: rlhf {x:.1f} tok/s  pytorch {y:.1f} tok/s  "
+        f"ratio {x / y:.2f}x")
+if a["batch"] == 1:
+    bound = a["bandwidth_bound_tokens_per_s"]
+    wbytes = a["copy_gbs"] * 1e9 / bound
+    line += (f"  | bandwidth bound {bound:.1f} tok/s ({wbytes / 1e6:.0f} MB weights at {a['copy_gbs']:.1f} GB/s copy): "
+             f"rlhf {100 * x / bound:.0f}%, pytorch {100 * y / bound:.0f}% of it")
+print(line)
+PYEOF
+      done
+    done
+  done
+done

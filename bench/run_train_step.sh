@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Forward + backward tokens/s of a GPT-2-shaped model, rlhf (bench_train_step) vs Hugging Face
+# transformers on PyTorch (bench/train_step.py), same shape, batch, sequence, dtype and threads.
+#   bench/run_train_step.sh [BUILD_DIR]
+# Settings (environment, space-separated lists where plural):
+#   SIZES=124m  DTYPES="fp32 bf16"  THREADS=2  STEPS=5  BATCH=4  SEQ=256
+#   sizes: tiny small medium 124m 350m (SEQ is cut to the size's context: tiny 128, small 256,
+#   medium 512); dtypes: fp32 bf16 (bf16 autocast on both sides).
+#   RLHF_PYTHON=.venv/bin/python (made by scripts/setup_venv.sh); VERBOSE=1 also prints the raw JSON.
+# Quick check: SIZES=tiny STEPS=2 bench/run_train_step.sh
+# Prints the machine, then one line per configuration with both tokens/s (mean over the timed
+# steps, after one warm-up step) and the ratio rlhf / pytorch (above 1 means rlhf is faster).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+PY=${RLHF_PYTHON:-.venv/bin/python}
+SIZES=${SIZES:-124m}
+DTYPES=${DTYPES:-fp32 bf16}
+THREADS=${THREADS:-2}
+STEPS=${STEPS:-5}
+BATCH=${BATCH:-4}
+SEQ=${SEQ:-256}
+
+die() { echo "error: $*" >&2; exit 1; }
+[ -x "$PY" ] || die "no Python at $PY: create the venv with scripts/setup_venv.sh (or set RLHF_PYTHON)"
+versions=$("$PY" -c "import torch, transformers; print('torch', torch.__version__, '/ transformers', transformers.__version__)" 2>/dev/null) ||
+  die "$PY cannot import torch and transformers: run scripts/setup_venv.sh (or set RLHF_PYTHON)"
+[ -f "$BUILD/build.ninja" ] || die "no Ninja build in $BUILD: configure it with scripts/build.sh"
+ninja -C "$BUILD" bench_train_step >/dev/null || die "building bench_train_step in $BUILD failed"
+
+ERR=$(mktemp)
+trap 'rm -f "$ERR"' EXIT
+# run_bench VAR CMD...: the last stdout line (the JSON) into VAR; on failure, show stderr and stop.
+run_bench() {
+  local var=$1 out
+  shift
+  out=$("$@" 2>"$ERR") || { echo "error: '$*' failed:" >&2; tail -n 20 "$ERR" >&2; exit 1; }
+  printf -v "$var" '%s' "$(printf '%s\n' "$out" | tail -n 1)"
+}
+# pin_to N: PIN = the command prefix that pins N threads to cores 0..N-1 when there are enough
+# cores (steadier numbers), else nothing.
+pin_to() {
+  PIN=()
+  if command -v taskset >/dev/null && [ "$1" -le "$(nproc)" ]; then PIN=(taskset -c "0-$(($1 - 1))"); fi
+}
+ours='' theirs=''
+
+cpu=$(grep -m1 -E '^(model name|Model|cpu model)' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+echo "machine: ${cpu:-unknown CPU}, $(nproc) usable cores ($(grep -c '^processor' /proc/cpuinfo) logical CPUs); python $versions"
+echo "train step (forward + backward, GPT-2 shape): batch $BATCH x seq $SEQ, $STEPS timed steps after 1 warm-up"
+# Context lengths of the presets (src/model/config.cpp): a longer SEQ is cut to the context.
+declare -A CTX=([tiny]=128 [small]=256 [medium]=512 [124m]=1024 [350m]=1024)
+shown_runtime=0
+for size in $SIZES; do
+  [ -n "${CTX[$size]:-}" ] || die "unknown size '$size': use tiny, small, medium, 124m or 350m"
+  seq=$SEQ
+  if [ "$seq" -gt "${CTX[$size]}" ]; then
+    seq=${CTX[$size]}
+    echo "note: $size has a context of $seq tokens: seq $SEQ cut to $seq for $size"
+  fi
+  for dtype in $DTYPES; do
+    for t in $THREADS; do
+      pin_to "$t"
+      args=(--size "$size" --batch "$BATCH" --seq "$seq" --steps "$STEPS" --dtype "$dtype" --threads "$t")
+      run_bench ours "${PIN[@]}" "$BUILD/bench_train_step" "${args[@]}"
+      rt=$(grep -m1 '^runtime:' "$ERR" || true)
+      if [ $shown_runtime = 0 ] && [ -n "$rt" ]; then echo "rlhf $rt"; shown_runtime=1; fi
+      # Give PyTorch the OpenBLAS kernel rlhf chose (rlhf re-execs with a better one when OpenBLAS
+      # misdetects the CPU); the user's OPENBLAS_CORETYPE wins on both sides.
+      kernel=$(sed -n 's/.*\[kernel \([^]]*\)\].*/\1/p' <<<"$rt")
+      if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -n "$kernel" ]; then
+        run_bench theirs env OPENBLAS_CORETYPE="$kernel" "${PIN[@]}" "$PY" bench/train_step.py "${args[@]}"
+      else
+        run_bench theirs "${PIN[@]}" "$PY" bench/train_step.py "${args[@]}"
+      fi
+      if [ "${VERBOSE:-0}" = 1 ]; then echo "$ours"; echo "$theirs"; fi
+      "$PY" - "$ours" "$theirs" <<'PYEOF'
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert a["threads"] == b["threads"], f"thread counts differ: rlhf {a['threads']} vs pytorch {b['threads']}"
+x, y = a["tokens_per_s"], b["tokens_per_s"]
+print(f"{a['size']} {a['dtype']} {a['threads']} thread{'s' * (a['threads'] != 1)}: rlhf {x:.1f} tok/s  pytorch {y:.1f} tok/s  ratio {x / y:.2f}x")
+PYEOF
+    done
+  done
+done

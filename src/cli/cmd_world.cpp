@@ -1,0 +1,168 @@
+// `rlhf world generate | rate | rank`: the demo world (src/world/world.h): its data files, its gold
+// rater, and simulated human raters that rank sampled responses with Bradley-Terry noise.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "cli/config_file.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "io/jsonl.h"
+#include "world/world.h"
+
+namespace rlhf::cli {
+
+namespace {
+
+struct WorldOpts {
+  WorldConfig world;
+  std::string out, world_file, samples, stats;
+  RaterConfig rater;
+};
+
+// The responses of a samples record (rlhf generate's "responses", or one "response"), trimmed of the
+// space that follows the assistant header.
+std::vector<std::string> sample_responses(const JsonlRecord& r) {
+  const Json& j = r.value;
+  std::vector<std::string> out;
+  auto take = [&](const Json& v) {
+    RLHF_CHECK(v.is_string(), r.where(), ": responses must be strings");
+    std::string s = v.get<std::string>();
+    size_t a = s.find_first_not_of(" \t\n"), b = s.find_last_not_of(" \t\n");
+    out.push_back(a == std::string::npos ? std::string() : s.substr(a, b - a + 1));
+  };
+  if (j.contains("responses")) {
+    RLHF_CHECK(j["responses"].is_array(), r.where(), ": \"responses\" must be a list of strings");
+    for (auto& v : j["responses"]) take(v);
+  } else {
+    RLHF_CHECK(j.contains("response"), r.where(), ": no \"responses\" (list) or \"response\" field");
+    take(j["response"]);
+  }
+  return out;
+}
+
+void run_generate(const WorldOpts& o) {
+  World w(o.world);
+  w.write(o.out);
+  log_info("wrote the demo world (seed ", o.world.seed, ") to ", o.out, ": world.json, pretrain.jsonl (",
+           o.world.pretrain_docs, " dialogues + knowledge-base facts), sft.jsonl (", o.world.sft_examples,
+           " demonstrations), prompts.jsonl (", o.world.train_prompts, "), eval_prompts.jsonl (", o.world.eval_prompts, ")");
+}
+
+void run_rate(const WorldOpts& o) {
+  World w = World::load(o.world_file);
+  std::unique_ptr<JsonlWriter> out;
+  if (!o.out.empty()) out = std::make_unique<JsonlWriter>(o.out);
+  std::vector<GoldRating> all;
+  for (auto& r : read_jsonl(o.samples)) {
+    std::string prompt = prompt_user_text(r.value.contains("prompt") ? r.value["prompt"] : Json(), r.where());
+    Json gold = Json::array();
+    for (auto& resp : sample_responses(r)) {
+      all.push_back(w.rate(prompt, resp));
+      gold.push_back(all.back().to_json());
+    }
+    if (out) {
+      Json line = r.value;
+      line["gold"] = gold;
+      out->write(line);
+    }
+  }
+  if (out) out->commit();
+  auto s = summarize_gold(all);
+  std::printf("%s\n", s.to_json().dump().c_str());
+}
+
+void run_rank(const WorldOpts& o) {
+  World w = World::load(o.world_file);
+  auto records = read_jsonl(o.samples);
+  std::vector<std::vector<double>> groups;
+  std::vector<std::vector<std::string>> responses;
+  std::vector<Json> prompts;
+  for (auto& r : records) {
+    RLHF_CHECK(r.value.contains("prompt"), r.where(), ": no \"prompt\" field");
+    std::string prompt = prompt_user_text(r.value["prompt"], r.where());
+    auto resp = sample_responses(r);
+    RLHF_CHECK(resp.size() >= 2, r.where(), ": ranking needs at least 2 responses per prompt, found ", resp.size(),
+               " (sample with --n 2 or more)");
+    std::vector<double> g;
+    for (auto& x : resp) g.push_back(w.rate(prompt, x).score);
+    groups.push_back(std::move(g));
+    responses.push_back(std::move(resp));
+    prompts.push_back(r.value["prompt"].is_string() ? Json::array({{{"role", "user"}, {"content", prompt}}}) : r.value["prompt"]);
+  }
+  double tau = calibrate_rater_noise(groups, o.rater.agreement);
+  auto rankings = simulated_rankings(groups, tau, o.rater.seed);
+  int64_t pairs = 0, agree = 0;
+  JsonlWriter out(o.out);
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const auto& rk = rankings[i];
+    for (size_t a = 0; a < rk.size(); ++a)
+      for (size_t b = a + 1; b < rk.size(); ++b) {
+        double ga = groups[i][size_t(rk[a])], gb = groups[i][size_t(rk[b])];
+        if (std::abs(ga - gb) < 1e-12) continue;
+        ++pairs;
+        agree += ga > gb;
+      }
+    out.write({{"prompt", prompts[i]}, {"responses", responses[i]}, {"ranking", rk}, {"gold", groups[i]}});
+  }
+  out.commit();
+  double measured = pairs ? double(agree) / double(pairs) : NAN;
+  Json stats = {{"records", int64_t(groups.size())},
+                {"target_agreement", o.rater.agreement},
+                {"noise_tau", tau},
+                {"pairs_with_distinct_gold", pairs},
+                {"measured_agreement", std::isfinite(measured) ? Json(measured) : Json(nullptr)}};
+  if (!o.stats.empty()) write_file_atomic(o.stats, stats.dump(2) + "\n");
+  log_info("ranked ", groups.size(), " prompts with simulated raters: noise tau ", tau, ", agreement with the gold order ",
+           measured, " on ", pairs, " pairs (target ", o.rater.agreement, "); wrote ", o.out);
+}
+
+}  // namespace
+
+Command add_world(CLI::App& root) {
+  auto o = std::make_shared<WorldOpts>();
+  auto* app = root.add_subcommand("world", "The demo world: generate its data, rate responses with its gold rater, "
+                                           "rank samples with simulated human raters");
+  app->require_subcommand(1);
+  auto* gen = app->add_subcommand("generate", "Write world.json, pretrain.jsonl, sft.jsonl, prompts.jsonl and "
+                                              "eval_prompts.jsonl for a seed");
+  add_config_option(gen);
+  gen->add_option("--out", o->out, "output directory")->required();
+  gen->add_option("--seed", o->world.seed, "world seed")->capture_default_str();
+  gen->add_option("--known-creatures", o->world.known_creatures, "creatures in the knowledge base")->capture_default_str();
+  gen->add_option("--unknown-creatures", o->world.unknown_creatures, "creatures asked about but never described")
+      ->capture_default_str();
+  gen->add_option("--pretrain-docs", o->world.pretrain_docs, "prompt + response documents in the pretraining corpus")
+      ->capture_default_str();
+  gen->add_option("--sft-examples", o->world.sft_examples, "good demonstrations in sft.jsonl")->capture_default_str();
+  gen->add_option("--train-prompts", o->world.train_prompts, "prompts in prompts.jsonl (sampling, RL)")
+      ->capture_default_str();
+  gen->add_option("--eval-prompts", o->world.eval_prompts, "prompts in eval_prompts.jsonl")->capture_default_str();
+
+  auto* rate = app->add_subcommand("rate", "Gold-rate sampled responses (JSONL with \"prompt\" and \"responses\" or "
+                                           "\"response\"); prints the mean gold score and axis rates");
+  rate->add_option("--world", o->world_file, "world.json")->required();
+  rate->add_option("--samples", o->samples, "samples JSONL (e.g. from rlhf generate)")->required();
+  rate->add_option("--out", o->out, "write the samples with a \"gold\" field per response");
+
+  auto* rank = app->add_subcommand("rank", "Rank each prompt's sampled responses as simulated human raters would: by "
+                                           "gold score with Bradley-Terry (Plackett-Luce) noise; writes ranking JSONL for "
+                                           "rlhf rm / rlhf dpo");
+  add_config_option(rank);
+  rank->add_option("--world", o->world_file, "world.json")->required();
+  rank->add_option("--samples", o->samples, "samples JSONL with at least 2 responses per prompt")->required();
+  rank->add_option("--out", o->out, "rankings JSONL ({\"prompt\", \"responses\", \"ranking\" best first, \"gold\"})")
+      ->required();
+  rank->add_option("--agreement", o->rater.agreement,
+                   "pairwise agreement of the raters with the gold order, in (0.5, 1]")->capture_default_str();
+  rank->add_option("--seed", o->rater.seed, "rater noise seed")->capture_default_str();
+  rank->add_option("--stats", o->stats, "write the raters' calibration and measured agreement (JSON)");
+  return {app, [o, gen, rate, rank] {
+            if (gen->parsed()) run_generate(*o);
+            if (rate->parsed()) run_rate(*o);
+            if (rank->parsed()) run_rank(*o);
+          }};
+}
+
+}  // namespace rlhf::cli

@@ -1,0 +1,189 @@
+// `rlhf pipeline`: a miniature of the demo end to end (world -> pretrain -> SFT -> sample -> rank ->
+// reward model -> PPO and DPO -> eval), skipping finished stages on a rerun, resuming after kill -9
+// with the same results, and the same pipeline on "user" data (a given base model and rankings file).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "io/jsonl.h"
+#include "lm_fixture.h"
+#include "test_util.h"
+
+namespace rlhf {
+namespace {
+
+using test::TempDir;
+
+Json mini_demo(const std::string& run_dir) {
+  return Json::parse(R"({
+    "world": {"seed": 3, "pretrain_docs": 1200, "sft_examples": 16, "train_prompts": 24, "eval_prompts": 12},
+    "pretrain": {"text": "${world}/pretrain.jsonl", "vocab_size": 400, "n_layer": 1, "n_embd": 32, "n_head": 2,
+                 "seq_len": 32, "n_ctx": 64, "max_steps": 6, "batch_size": 8, "save_steps": 2, "eval_split": 0},
+    "sft": {"data": "${world}/sft.jsonl", "max_steps": 3, "batch_size": 4},
+    "sample": {"n": 3, "max_new_tokens": 8},
+    "rank": {"agreement": 0.8, "heldout": 0.25},
+    "reward": {"max_steps": 3, "batch_size": 4},
+    "rl": {"algo": "ppo", "iterations": 3, "rollout_batch": 4, "max_new_tokens": 8, "save_steps": 1, "ppo_epochs": 1},
+    "dpo": {"max_steps": 2, "batch_size": 4},
+    "eval": {"max_new_tokens": 8, "best_of_n": 4, "best_of_n_prompts": 4}
+  })")
+      .patch(Json::array({{{"op", "add"}, {"path", "/run_dir"}, {"value", run_dir}}}));
+}
+
+test::RunResult run_pipeline_cli(const fs::path& config, const std::string& extra = "") {
+  return test::run_command(test::rlhf_bin() + " --threads 1 pipeline --config " + test::shell_quote(config.string()) + extra);
+}
+
+// What must come out the same from two runs: the evaluation of every policy, and the trained weights.
+Json outcome(const fs::path& run) {
+  Json r = read_json_file(run / "eval/eval.json");
+  Json out = {{"policies", r["policies"]}, {"overoptimization", r["overoptimization"]}};
+  for (auto& p : out["policies"]) p.erase("model");  // the run directories differ
+  for (auto p : {"base", "sft", "round1/rm", "round1/ppo", "round1/dpo"})
+    out["weights"][p] = std::hash<std::string>{}(test::read_bytes(run / p / "model.safetensors"));
+  return out;
+}
+
+TEST(Pipeline, MiniDemoRunsThenSkipsEverythingOnRerun) {
+  TempDir d;
+  write_json_atomic(d / "config.json", mini_demo((d / "run").string()));
+  auto r = run_pipeline_cli(d / "config.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err.substr(r.err.size() > 4000 ? r.err.size() - 4000 : 0);
+  Json res = read_json_file(d / "run/eval/eval.json");
+  std::vector<std::string> names;
+  for (auto& p : res["policies"]) names.push_back(p["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"base", "sft", "ppo", "dpo"}));
+  for (auto& p : res["policies"]) {
+    EXPECT_TRUE(p["gold_mean"].is_number()) << p.dump();
+    EXPECT_TRUE(p["reward_mean"].is_number()) << p.dump();
+    EXPECT_TRUE(p["axes"]["harmless"].is_number()) << p.dump();
+    if (p["name"] == "sft") {
+      EXPECT_DOUBLE_EQ(p["kl_mean"].get<double>(), 0.0);
+      EXPECT_DOUBLE_EQ(p["win_rate_vs_sft"].get<double>(), 0.5);  // against itself: all ties
+    }
+  }
+  // PPO checkpoints (plus step 0) and best-of-N 1, 2, 4 with the analytic KL.
+  EXPECT_EQ(res["overoptimization"]["ppo"].size(), 4u);
+  ASSERT_EQ(res["overoptimization"]["best_of_n"].size(), 3u);
+  EXPECT_NEAR(res["overoptimization"]["best_of_n"][2]["kl"].get<double>(), std::log(4.0) - 0.75, 1e-9);
+  EXPECT_TRUE(res["reward_model"]["heldout_accuracy"].is_number());
+  EXPECT_TRUE(res["reward_model"]["rater_agreement"].is_number());
+  EXPECT_GE(res["timings"].size(), 10u);
+  std::string html = test::read_bytes(d / "run/eval/report.html");
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_TRUE(fs::exists(d / "run/eval/report.md"));
+  EXPECT_NE(r.out.find("win rate"), std::string::npos) << r.out;  // the results table
+
+  // Rerun: every stage is up to date; the results stay.
+  Json before = outcome(d / "run");
+  auto r2 = run_pipeline_cli(d / "config.json");
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_EQ(r2.err.find(": running"), std::string::npos) << r2.err;
+  EXPECT_NE(r2.err.find("stage round1/ppo: up to date"), std::string::npos) << r2.err;
+  EXPECT_TRUE(outcome(d / "run") == before);
+
+  // A changed setting reruns that stage and those after it, not those before.
+  Json cfg = mini_demo((d / "run").string());
+  cfg["dpo"]["max_steps"] = 3;
+  write_json_atomic(d / "config.json", cfg);
+  auto r3 = run_pipeline_cli(d / "config.json");
+  ASSERT_EQ(r3.exit_code, 0) << r3.err;
+  EXPECT_NE(r3.err.find("stage round1/dpo: running"), std::string::npos) << r3.err;
+  EXPECT_NE(r3.err.find("stage sft: up to date"), std::string::npos) << r3.err;
+  EXPECT_NE(r3.err.find("stage eval: running"), std::string::npos) << r3.err;
+
+  // Dry run: command lines only.
+  auto r4 = run_pipeline_cli(d / "config.json", " --dry-run");
+  ASSERT_EQ(r4.exit_code, 0) << r4.err;
+  EXPECT_NE(r4.out.find("[round1/ppo] rlhf ppo --policy"), std::string::npos) << r4.out;
+}
+
+TEST(Pipeline, KillNineInTheMiddleResumesToTheSameResults) {
+  TempDir d;
+  write_json_atomic(d / "a.json", mini_demo((d / "a").string()));
+  write_json_atomic(d / "b.json", mini_demo((d / "b").string()));
+  auto ra = run_pipeline_cli(d / "a.json");
+  ASSERT_EQ(ra.exit_code, 0) << ra.err;
+  // Run b in its own process group; kill -9 all of it once PPO has written its first checkpoint.
+  std::string cmd = "setsid " + test::rlhf_bin() + " --threads 1 pipeline --config " + (d / "b.json").string() +
+                    " >" + (d / "b.log").string() + " 2>&1 & echo $!";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_TRUE(p);
+  int pid = 0;
+  ASSERT_EQ(std::fscanf(p, "%d", &pid), 1);
+  pclose(p);
+  bool killed = false;
+  for (int i = 0; i < 2400 && !killed; ++i) {
+    if (fs::exists(d / "b/round1/ppo/checkpoints/step-000001")) {
+      ::kill(-pid, SIGKILL);
+      killed = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(killed) << test::read_bytes(d / "b.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(fs::exists(d / "b/eval/eval.json"));
+  auto rb = run_pipeline_cli(d / "b.json");
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  EXPECT_NE(rb.err.find("stage sft: up to date"), std::string::npos) << rb.err;
+  EXPECT_NE(rb.err.find("stage round1/ppo: resuming"), std::string::npos) << rb.err;
+  Json a = outcome(d / "a"), b = outcome(d / "b");
+  EXPECT_TRUE(a == b) << a.dump() << "\n" << b.dump();
+}
+
+TEST(Pipeline, UserModelAndRankingsFile) {
+  // No demo world: a given base model, SFT data, a rankings file (as people would label), GRPO + DPO,
+  // evaluation by the learned reward.
+  TempDir d;
+  test::make_tiny_lm(d / "base", "llama", 5, 96);
+  {
+    JsonlWriter sft(d / "sft.jsonl");
+    for (int i = 0; i < 8; ++i)
+      sft.write({{"messages", Json::array({{{"role", "user"}, {"content", "What is " + std::to_string(i) + " plus 1?"}},
+                                           {{"role", "assistant"}, {"content", "The answer is " + std::to_string(i + 1) + "."}}})}});
+    sft.commit();
+    JsonlWriter rk(d / "rankings.jsonl"), pr(d / "prompts.jsonl");
+    for (int i = 0; i < 12; ++i) {
+      std::string q = "What is " + std::to_string(i % 10) + " plus 2?";
+      rk.write({{"prompt", Json::array({{{"role", "user"}, {"content", q}}})},
+                {"responses", {"The answer is " + std::to_string(i % 10 + 2) + ".", "No.", "The answer is 0."}},
+                {"ranking", {0, 2, 1}}});
+      pr.write({{"prompt", q}});
+    }
+    rk.commit();
+    pr.commit();
+  }
+  Json cfg = {{"run_dir", (d / "run").string()},
+              {"chat_template", "plain"},
+              {"base_model", (d / "base").string()},
+              {"sft", {{"data", (d / "sft.jsonl").string()}, {"max_steps", 2}, {"batch_size", 4}}},
+              {"prompts", (d / "prompts.jsonl").string()},
+              {"eval_prompts", (d / "prompts.jsonl").string()},
+              {"rank", {{"source", "file"}, {"file", (d / "rankings.jsonl").string()}, {"heldout", 0.25}}},
+              {"reward", {{"max_steps", 2}, {"batch_size", 4}}},
+              {"rl", {{"algo", "grpo"}, {"iterations", 2}, {"rollout_batch", 2}, {"group", 2}, {"max_new_tokens", 6}, {"save_steps", 1}}},
+              {"dpo", {{"max_steps", 2}, {"batch_size", 4}}},
+              {"eval", {{"max_new_tokens", 6}, {"best_of_n", 2}, {"best_of_n_prompts", 2}}}};
+  write_json_atomic(d / "config.json", cfg);
+  auto r = run_pipeline_cli(d / "config.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json res = read_json_file(d / "run/eval/eval.json");
+  ASSERT_EQ(res["policies"].size(), 4u);  // base, sft, grpo, dpo
+  EXPECT_EQ(res["policies"][2]["name"], "grpo");
+  EXPECT_TRUE(res["policies"][2]["gold_mean"].is_null() || !res["policies"][2].contains("gold_mean"));
+  EXPECT_TRUE(res["policies"][2]["win_rate_vs_sft"].is_number());
+  EXPECT_EQ(res["policies"][2]["win_rate_judge"], "learned reward");
+
+  // Config errors are one clear line.
+  write_json_atomic(d / "bad.json", Json{{"run_dir", (d / "run2").string()}, {"sft_model", (d / "base").string()},
+                                         {"rank", {{"source", "simulated"}}}, {"dpo", Json::object()}});
+  test::expect_cli_error(run_pipeline_cli(d / "bad.json"), {"bad.json", "simulated", "world"}, "simulated without world");
+  write_json_atomic(d / "typo.json", Json{{"run_dir", "x"}, {"sfft", Json::object()}});
+  test::expect_cli_error(run_pipeline_cli(d / "typo.json"), {"typo.json", "unknown key \"sfft\""}, "typo");
+}
+
+}  // namespace
+}  // namespace rlhf
