@@ -21,32 +21,9 @@ STEPS=${STEPS:-5}
 BATCH=${BATCH:-4}
 SEQ=${SEQ:-256}
 
-die() { echo "error: $*" >&2; exit 1; }
-[ -x "$PY" ] || die "no Python at $PY: create the venv with scripts/setup_venv.sh (or set RLHF_PYTHON)"
-versions=$("$PY" -c "import torch, transformers; print('torch', torch.__version__, '/ transformers', transformers.__version__)" 2>/dev/null) ||
-  die "$PY cannot import torch and transformers: run scripts/setup_venv.sh (or set RLHF_PYTHON)"
-[ -f "$BUILD/build.ninja" ] || die "no Ninja build in $BUILD: configure it with scripts/build.sh"
-ninja -C "$BUILD" bench_train_step >/dev/null || die "building bench_train_step in $BUILD failed"
-
-ERR=$(mktemp)
-trap 'rm -f "$ERR"' EXIT
-# run_bench VAR CMD...: the last stdout line (the JSON) into VAR; on failure, show stderr and stop.
-run_bench() {
-  local var=$1 out
-  shift
-  out=$("$@" 2>"$ERR") || { echo "error: '$*' failed:" >&2; tail -n 20 "$ERR" >&2; exit 1; }
-  printf -v "$var" '%s' "$(printf '%s\n' "$out" | tail -n 1)"
-}
-# pin_to N: PIN = the command prefix that pins N threads to cores 0..N-1 when there are enough
-# cores (steadier numbers), else nothing.
-pin_to() {
-  PIN=()
-  if command -v taskset >/dev/null && [ "$1" -le "$(nproc)" ]; then PIN=(taskset -c "0-$(($1 - 1))"); fi
-}
-ours='' theirs=''
-
-cpu=$(grep -m1 -E '^(model name|Model|cpu model)' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-echo "machine: ${cpu:-unknown CPU}, $(nproc) usable cores ($(grep -c '^processor' /proc/cpuinfo) logical CPUs); python $versions"
+BENCH_TARGET=bench_train_step
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 echo "train step (forward + backward, GPT-2 shape): batch $BATCH x seq $SEQ, $STEPS timed steps after 1 warm-up"
 # Context lengths of the presets (src/model/config.cpp): a longer SEQ is cut to the context.
 declare -A CTX=([tiny]=128 [small]=256 [medium]=512 [124m]=1024 [350m]=1024)

@@ -42,7 +42,9 @@ Command add_eval(CLI::App& root) {
   app->add_option("--extra", c->extra, "JSON object merged into the results (curves, timings, notes)");
   app->add_option("--samples-shown", c->samples_shown, "prompts shown side by side in the report")->capture_default_str();
   app->add_option("--out", c->out, "output directory")->required();
-  return {app, [c, specs] {
+  auto table = std::make_shared<bool>(true);
+  app->add_flag("!--no-table", *table, "do not print the results table (the pipeline prints it)");
+  return {app, [c, specs, table] {
             for (auto& s : *specs) {
               auto eq = s.find('=');
               RLHF_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < s.size(), "--policy \"", s,
@@ -50,7 +52,7 @@ Command add_eval(CLI::App& root) {
               c->policies.push_back({s.substr(0, eq), s.substr(eq + 1)});
             }
             auto results = run_eval(*c);
-            std::printf("%s", results_table(results).c_str());
+            if (*table) std::printf("%s", results_table(results).c_str());
           }};
 }
 

@@ -405,13 +405,20 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
       std::string algo = rl.value("algo", std::string("ppo"));
       RLHF_CHECK(algo == "ppo" || algo == "grpo" || algo == "rloo", R.where(), ": rl.algo must be ppo, grpo or rloo");
       rl.erase("algo");
+      // Where RL starts in rounds after the first: the latest policy (default), or SFT again (a fresh
+      // policy against the reward model retrained on every round's rankings; the samples of the round
+      // still come from the latest policy, so the new labels cover what it learned to exploit).
+      const std::string init = rl.value("init", std::string("latest"));
+      RLHF_CHECK(init == "latest" || init == "sft", R.where(), ": rl.init must be \"latest\" or \"sft\"");
+      rl.erase("init");
+      const std::string start = init == "sft" ? sft : policy, start_key = init == "sft" ? sft_key : policy_key;
       if (r == 1 && !rl.contains("keep_last")) rl["keep_last"] = 0;  // every checkpoint: the over-optimisation curve
       std::string out = R.path(rd + "/" + algo).string();
-      auto b = with_template({algo, "--policy", policy, "--reward", rm_dir, "--ref-model", sft, "--prompts", prompts,
+      auto b = with_template({algo, "--policy", start, "--reward", rm_dir, "--ref-model", sft, "--prompts", prompts,
                               "--chat", "--out", out});
       auto more2 = R.options(rl, {"policy", "reward", "ref_model", "prompts", "out", "chat"}, "rl");
       b.insert(b.end(), more2.begin(), more2.end());
-      policy_key = R.stage(rd + "/" + algo, b, fs::path(out) / "model.safetensors", {policy_key, rm_key, sft_key}, true);
+      policy_key = R.stage(rd + "/" + algo, b, fs::path(out) / "model.safetensors", {start_key, rm_key, sft_key}, true);
       policy = out;
       rl_name = algo;
       if (r == 1) round1_checkpoints = (fs::path(out) / "checkpoints").string();
@@ -467,7 +474,7 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
   }
   extra["timings"] = R.timings_;
   if (!opts.dry_run) write_json_atomic(R.path("report_extra.json"), extra);
-  std::vector<std::string> a = {"eval", "--prompts", eval_prompts, "--reference", "sft", "--out", R.path("eval").string(),
+  std::vector<std::string> a = {"eval", "--no-table", "--prompts", eval_prompts, "--reference", "sft", "--out", R.path("eval").string(),
                                 "--extra", R.path("report_extra.json").string()};
   for (auto& [n, d] : pol) a.insert(a.end(), {"--policy", n + "=" + d});
   if (!rm_dir.empty()) a.insert(a.end(), {"--reward", rm_dir, "--heldout", heldout_file});
@@ -498,12 +505,12 @@ Json demo_config(const std::string& run_dir) {
   "pretrain": {"text": "${world}/pretrain.jsonl", "vocab_size": 512, "arch": "llama", "n_layer": 4, "n_embd": 128,
                "n_head": 4, "seq_len": 64, "n_ctx": 128, "epochs": 2, "batch_size": 32, "lr": 0.002,
                "save_steps": 200, "seed": 1},
-  "sft": {"data": "${world}/sft.jsonl", "epochs": 2, "batch_size": 16, "lr": 0.0005, "seed": 1},
-  "sample": {"n": 4, "max_new_tokens": 24, "temperature": 1.0},
+  "sft": {"data": "${world}/sft.jsonl", "epochs": 1, "batch_size": 16, "lr": 0.0002, "seed": 1},
+  "sample": {"n": 8, "max_new_tokens": 24, "temperature": 1.0},
   "rank": {"source": "simulated", "agreement": 0.75, "heldout": 0.1, "seed": 7},
   "reward": {"epochs": 3, "batch_size": 16, "lr": 0.001, "seed": 1},
-  "rl": {"algo": "ppo", "iterations": 30, "rollout_batch": 32, "max_new_tokens": 24, "lr": 0.0002, "kl_coef": 0.3,
-         "missing_eos_penalty": 1.0, "ppo_epochs": 4, "save_steps": 5, "seed": 1},
+  "rl": {"algo": "ppo", "iterations": 60, "rollout_batch": 64, "max_new_tokens": 24, "lr": 0.00015, "kl_coef": 0.05,
+         "normalize_scores": true, "missing_eos_penalty": 1.0, "ppo_epochs": 4, "save_steps": 10, "seed": 1},
   "dpo": {"epochs": 2, "batch_size": 16, "lr": 0.0001, "beta": 0.2, "seed": 1},
   "eval": {"max_new_tokens": 24, "best_of_n": 64, "best_of_n_prompts": 48, "seed": 1234}
 })JSON")
