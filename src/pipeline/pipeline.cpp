@@ -510,7 +510,8 @@ Json demo_config(const std::string& run_dir) {
   "rank": {"source": "simulated", "agreement": 0.75, "heldout": 0.1, "seed": 7},
   "reward": {"epochs": 3, "batch_size": 16, "lr": 0.001, "seed": 1},
   "rl": {"algo": "ppo", "iterations": 60, "rollout_batch": 64, "max_new_tokens": 24, "lr": 0.00015, "kl_coef": 0.05,
-         "normalize_scores": true, "missing_eos_penalty": 1.0, "ppo_epochs": 4, "save_steps": 10, "seed": 1},
+         "normalize_scores": true, "missing_eos_penalty": 1.0, "ppo_epochs": 4, "save_steps": 10, "seed": 1,
+         "ptx_data": "${world}/sft.jsonl", "ptx_coef": 1.0, "ptx_batch": 8},
   "dpo": {"epochs": 2, "batch_size": 16, "lr": 0.0001, "beta": 0.2, "seed": 1},
   "eval": {"max_new_tokens": 24, "best_of_n": 64, "best_of_n_prompts": 48, "seed": 1234}
 })JSON")
