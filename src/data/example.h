@@ -2,6 +2,9 @@
 // to predict ids[t] from ids[0..t-1] (so loss_mask[0] is always 0). Packed rows hold several
 // examples; segment ids keep attention inside each and positions restart at 0 for each.
 #pragma once
+#include <algorithm>
+
+#include "core/error.h"
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -38,5 +41,18 @@ std::vector<TokenizedExample> pack_examples(const std::vector<TokenizedExample>&
 
 // Indices 0..n-1 in the order of epoch `epoch` for `seed` (a fresh permutation per epoch).
 std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool shuffle = true);
+
+// Moves a random `fraction` of `train` (at least one example, never all) into the returned held-out
+// set; the same seed always holds out the same examples.
+template <class T>
+std::vector<T> split_off_eval(std::vector<T>& train, double fraction, uint64_t seed) {
+  auto order = epoch_order(int64_t(train.size()), seed ^ 0x5eedull, 0);
+  int64_t n_eval = std::max<int64_t>(1, int64_t(double(train.size()) * fraction));
+  RLHF_CHECK(n_eval < int64_t(train.size()), "--eval-split leaves no training data");
+  std::vector<T> tr, eval;
+  for (size_t i = 0; i < order.size(); ++i) (int64_t(i) < n_eval ? eval : tr).push_back(std::move(train[size_t(order[i])]));
+  train = std::move(tr);
+  return eval;
+}
 
 }  // namespace rlhf

@@ -110,12 +110,7 @@ void run_reward(const RewardConfig& cfg) {
     eval = load_preference_data(cfg.eval_data, *tok, dopt, &st);
     log_info("eval data ", cfg.eval_data, ": ", st.describe());
   } else if (cfg.eval_split > 0) {
-    auto order = epoch_order(int64_t(train.size()), cfg.train.seed ^ 0x5eedull, 0);
-    int64_t n_eval = std::max<int64_t>(1, int64_t(double(train.size()) * cfg.eval_split));
-    RLHF_CHECK(n_eval < int64_t(train.size()), "--eval-split leaves no training data");
-    std::vector<PreferenceExample> tr;
-    for (size_t i = 0; i < order.size(); ++i) (int64_t(i) < n_eval ? eval : tr).push_back(std::move(train[size_t(order[i])]));
-    train = std::move(tr);
+    eval = split_off_eval(train, cfg.eval_split, cfg.train.seed);
   }
   // 2. the model (after the data, so bad data fails before any heavy work)
   RewardModel rm;

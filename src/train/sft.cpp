@@ -148,13 +148,7 @@ void run_sft(const SftConfig& cfg) {
     eval = load_sft_data(cfg.eval_data, *tok, dopt, &es);
     log_info("eval data ", cfg.eval_data, ": ", es.describe());
   } else if (cfg.eval_split > 0) {
-    auto order = epoch_order(int64_t(train.size()), cfg.train.seed ^ 0x5eedull, 0);
-    int64_t n_eval = std::max<int64_t>(1, int64_t(double(train.size()) * cfg.eval_split));
-    RLHF_CHECK(n_eval < int64_t(train.size()), "--eval-split leaves no training data");
-    std::vector<TokenizedExample> tr;
-    for (size_t i = 0; i < order.size(); ++i)
-      (int64_t(i) < n_eval ? eval : tr).push_back(std::move(train[size_t(order[i])]));
-    train = std::move(tr);
+    eval = split_off_eval(train, cfg.eval_split, cfg.train.seed);
     log_info("held out ", eval.size(), " examples for evaluation");
   }
   if (cfg.packing) {
