@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "io/json.h"
 #include "model/transformer.h"
@@ -43,6 +44,16 @@ inline void make_tiny_lm(const std::filesystem::path& dir, const std::string& ar
   j["eos_token_id"] = tok->eos_id();
   auto model = make_model(ModelConfig::from_json(j, "tiny lm"), seed);
   save_model(*model, dir);
+}
+
+// The rows of a training run's metrics.jsonl.
+inline std::vector<Json> read_metrics(const std::filesystem::path& out) {
+  std::vector<Json> rows;
+  std::ifstream in(out / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) rows.push_back(Json::parse(line));
+  return rows;
 }
 
 }  // namespace rlhf::test

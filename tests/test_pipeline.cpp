@@ -107,24 +107,10 @@ TEST(Pipeline, KillNineInTheMiddleResumesToTheSameResults) {
   write_json_atomic(d / "b.json", mini_demo((d / "b").string()));
   auto ra = run_pipeline_cli(d / "a.json");
   ASSERT_EQ(ra.exit_code, 0) << ra.err;
-  // Run b in its own process group; kill -9 all of it once PPO has written its first checkpoint.
-  std::string cmd = "setsid " + test::rlhf_bin() + " --threads 1 pipeline --config " + (d / "b.json").string() +
-                    " >" + (d / "b.log").string() + " 2>&1 & echo $!";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_TRUE(p);
-  int pid = 0;
-  ASSERT_EQ(std::fscanf(p, "%d", &pid), 1);
-  pclose(p);
-  bool killed = false;
-  for (int i = 0; i < 2400 && !killed; ++i) {
-    if (fs::exists(d / "b/round1/ppo/checkpoints/step-000001")) {
-      ::kill(-pid, SIGKILL);
-      killed = true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(killed) << test::read_bytes(d / "b.log");
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Run b and kill -9 its whole process group once PPO has written its first checkpoint.
+  bool killed = test::run_and_kill_when(test::rlhf_bin() + " --threads 1 pipeline --config " + (d / "b.json").string(),
+                                        d / "b/round1/ppo/checkpoints/step-000001");
+  ASSERT_TRUE(killed);
   EXPECT_FALSE(fs::exists(d / "b/eval/eval.json"));
   auto rb = run_pipeline_cli(d / "b.json");
   ASSERT_EQ(rb.exit_code, 0) << rb.err;
@@ -183,6 +169,32 @@ TEST(Pipeline, UserModelAndRankingsFile) {
   test::expect_cli_error(run_pipeline_cli(d / "bad.json"), {"bad.json", "simulated", "world"}, "simulated without world");
   write_json_atomic(d / "typo.json", Json{{"run_dir", "x"}, {"sfft", Json::object()}});
   test::expect_cli_error(run_pipeline_cli(d / "typo.json"), {"typo.json", "unknown key \"sfft\""}, "typo");
+}
+
+}  // namespace
+}  // namespace rlhf
+
+namespace rlhf {
+namespace {
+
+TEST(GenerateCli, ChatRendersThePromptAsAUserTurn) {
+  test::TempDir d;
+  test::make_tiny_lm(d / "m", "llama", 2, 96);
+  const std::string gen = test::rlhf_bin() + " -q --threads 1 generate --model " + (d / "m").string() +
+                          " --temperature 0 --max-new-tokens 4 ";
+  auto chat = test::run_command(gen + "--chat --chat-template plain --prompt 'What is 2 plus 3?'");
+  ASSERT_EQ(chat.exit_code, 0) << chat.err;
+  // The same text rendered by hand, with the template's BOS written out.
+  auto plain = test::run_command(gen + "--no-special-tokens --prompt \"$(printf '<|endoftext|>User: What is 2 plus 3?\\nAssistant:')\"");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  Json a = Json::parse(chat.out), b = Json::parse(plain.out);
+  EXPECT_EQ(a["prompt"], "What is 2 plus 3?");
+  EXPECT_EQ(a["prompt_ids"], b["prompt_ids"]);
+  EXPECT_EQ(a["response_ids"], b["response_ids"]);
+  // Without --chat the prompt is raw text: different ids.
+  auto raw = test::run_command(gen + "--prompt 'What is 2 plus 3?'");
+  ASSERT_EQ(raw.exit_code, 0) << raw.err;
+  EXPECT_NE(Json::parse(raw.out)["prompt_ids"], a["prompt_ids"]);
 }
 
 }  // namespace

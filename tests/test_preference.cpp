@@ -37,15 +37,6 @@ void write_rule_pairs(const fs::path& p, int n, int seed) {
   }
 }
 
-std::vector<Json> metrics(const fs::path& out) {
-  std::vector<Json> rows;
-  std::ifstream in(out / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) rows.push_back(Json::parse(line));
-  return rows;
-}
-
 class PreferenceTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -166,7 +157,7 @@ TEST_F(PreferenceTest, RewardModelLearnsTheRule) {
   c.train.adam.lr = 2e-3;
   c.data_opts.add_eos = false;
   run_reward(c);
-  auto rows = metrics(tmp / "rm");
+  auto rows = read_metrics(tmp / "rm");
   double acc = rows.back()["eval_accuracy"].get<double>();
   EXPECT_GT(acc, 0.8) << "held-out reward-model accuracy";
   // Saved in the sequence-classification layout and loadable for scoring.
@@ -227,7 +218,7 @@ TEST_P(DpoLossTest, RaisesHeldOutAccuracyAndMargin) {
   if (c.loss == "simpo") c.params.beta = 2.0;
   if (c.loss == "robust") c.params.label_smoothing = 0.1;
   run_dpo(c);
-  auto rows = metrics(tmp / "dpo");
+  auto rows = read_metrics(tmp / "dpo");
   double acc0 = rows.front()["eval_rewards/accuracies"].get<double>(), acc1 = rows.back()["eval_rewards/accuracies"].get<double>();
   double m0 = rows.front()["eval_rewards/margins"].get<double>(), m1 = rows.back()["eval_rewards/margins"].get<double>();
   // Before training the policy is the reference: every implicit reward is 0 and the (strict)
@@ -264,7 +255,7 @@ TEST_F(PreferenceTest, KtoLearnsFromThumbs) {
   c.train.adam.lr = 2e-3;
   c.loss = "kto";
   run_dpo(c);
-  auto rows = metrics(tmp / "kto");
+  auto rows = read_metrics(tmp / "kto");
   EXPECT_GT(rows.back()["eval_rewards/chosen"].get<double>(), rows.back()["eval_rewards/rejected"].get<double>());
 }
 

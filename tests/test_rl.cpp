@@ -124,15 +124,6 @@ std::vector<double> letter_o(const std::vector<std::string>&, const std::vector<
   return s;
 }
 
-std::vector<Json> metrics(const fs::path& out) {
-  std::vector<Json> rows;
-  std::ifstream in(out / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) rows.push_back(Json::parse(line));
-  return rows;
-}
-
 double mean_of(const std::vector<Json>& rows, const char* key, size_t from, size_t to) {
   double s = 0;
   for (size_t i = from; i < to; ++i) s += rows[i][key].get<double>();
@@ -173,7 +164,7 @@ TEST_F(RlTrainTest, EachAlgorithmRaisesTheRewardWithBoundedKl) {
   for (std::string algo : {"ppo", "grpo", "rloo"}) {
     auto c = config(algo, algo, algo == "ppo" ? 0.03 : algo == "rloo" ? 0.05 : 0.1);
     run_rl(c);
-    auto rows = metrics(c.out);
+    auto rows = read_metrics(c.out);
     ASSERT_EQ(rows.size(), 40u) << algo;
     double before = mean_of(rows, "objective/scores", 0, 5), after = mean_of(rows, "objective/scores", 35, 40);
     EXPECT_GT(after, before + 0.25) << algo << ": score " << before << " -> " << after;
@@ -191,7 +182,7 @@ TEST_F(RlTrainTest, LargerBetaKeepsThePolicyCloser) {
   auto lo = config("rloo", "lo", 0.02), hi = config("rloo", "hi", 0.5);
   run_rl(lo);
   run_rl(hi);
-  double kl_lo = mean_of(metrics(lo.out), "objective/kl", 30, 40), kl_hi = mean_of(metrics(hi.out), "objective/kl", 30, 40);
+  double kl_lo = mean_of(read_metrics(lo.out), "objective/kl", 30, 40), kl_hi = mean_of(read_metrics(hi.out), "objective/kl", 30, 40);
   EXPECT_LT(kl_hi, kl_lo) << "beta 1.0 reached KL " << kl_hi << ", beta 0.01 reached " << kl_lo;
 }
 
@@ -217,26 +208,12 @@ TEST_F(RlTrainTest, PpoWithACriticFromTheRewardModelResumesExactlyAfterKillNine)
   auto full = run_command(bin + common + " --out " + (tmp / "full").string());
   ASSERT_EQ(full.exit_code, 0) << full.err;
   std::string out = (tmp / "killed").string();
-  pid_t pid = fork();
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + bin + common + " --out " + out + " >/dev/null 2>&1").c_str(), (char*)nullptr);
-    _exit(127);
-  }
-  bool killed = false;
-  for (int i = 0; i < 1200 && !killed; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    if (fs::exists(fs::path(out) / "checkpoints" / "step-000004")) {
-      kill(pid, SIGKILL);
-      killed = true;
-    }
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(killed);
+  bool killed = run_and_kill_when(bin + common + " --out " + out, fs::path(out) / "checkpoints" / "step-000004");
+  ASSERT_TRUE(killed) << "the run never wrote a checkpoint";
   ASSERT_FALSE(fs::exists(fs::path(out) / "model.safetensors")) << "finished before the kill";
   auto resumed = run_command(bin + common + " --out " + out + " --resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  auto a = metrics(tmp / "full"), b = metrics(out);
+  auto a = read_metrics(tmp / "full"), b = read_metrics(out);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i)
     for (const char* k : {"objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg", "policy/approxkl_avg"})

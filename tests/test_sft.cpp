@@ -46,15 +46,6 @@ SftConfig base_config(const fs::path& model, const fs::path& data, const fs::pat
   return c;
 }
 
-std::vector<Json> read_metrics(const fs::path& out) {
-  std::vector<Json> rows;
-  std::ifstream in(out / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) rows.push_back(Json::parse(line));
-  return rows;
-}
-
 class SftTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -187,21 +178,7 @@ TEST_F(SftTest, KillNineThenResumeIsBitIdentical) {
   ASSERT_EQ(full.exit_code, 0) << full.err;
   // Start the same run, kill -9 it once it has written a checkpoint, resume to the end.
   std::string out = (tmp / "killed").string();
-  pid_t pid = fork();
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + bin + common + " --out " + out + " >/dev/null 2>&1").c_str(), (char*)nullptr);
-    _exit(127);
-  }
-  bool killed = false;
-  for (int i = 0; i < 600 && !killed; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (fs::exists(fs::path(out) / "checkpoints" / "step-000006")) {
-      kill(pid, SIGKILL);
-      killed = true;
-    }
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
+  bool killed = run_and_kill_when(bin + common + " --out " + out, fs::path(out) / "checkpoints" / "step-000006");
   ASSERT_TRUE(killed) << "the run never wrote a checkpoint";
   ASSERT_FALSE(fs::exists(fs::path(out) / "model.safetensors")) << "the run finished before it was killed";
   auto resumed = run_command(bin + common + " --out " + out + " --resume");

@@ -5,7 +5,9 @@
 #pragma once
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -123,6 +125,28 @@ inline void expect_cli_error(const RunResult& r, std::initializer_list<std::stri
   size_t nl = r.err.find('\n');
   EXPECT_TRUE(nl != std::string::npos && nl + 1 == r.err.size()) << what << ": stderr is not exactly one line: " << r.err;
   for (const auto& p : parts) EXPECT_NE(r.err.find(p), std::string::npos) << what << ": stderr lacks \"" << p << "\": " << r.err;
+}
+
+// Starts `cmd` (a shell command line) in its own process group, waits until `marker` exists (e.g. a
+// checkpoint directory), then kill -9s the whole group. Returns false if the marker never appeared
+// within `timeout_ms` (the group is killed anyway).
+inline bool run_and_kill_when(const std::string& cmd, const fs::path& marker, int timeout_ms = 60000) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>&1").c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  bool seen = false;
+  for (int waited = 0; waited < timeout_ms && !seen; waited += 10) {
+    seen = fs::exists(marker);
+    if (!seen) usleep(10000);
+  }
+  kill(-pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return seen;
 }
 
 }  // namespace rlhf::test
