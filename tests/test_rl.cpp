@@ -222,6 +222,42 @@ TEST_F(RlTrainTest, PpoWithACriticFromTheRewardModelResumesExactlyAfterKillNine)
   EXPECT_TRUE(read_bytes(tmp / "full" / "value" / "model.safetensors") == read_bytes(fs::path(out) / "value" / "model.safetensors"));
 }
 
+// --ref-model: the KL is measured against that model, not against the starting policy. Before the
+// first update the policy is the starting model, so the k1 KL against itself is 0 (up to rounding), and
+// against another model (same tokenizer, other weights) clearly not; a reference with another
+// vocabulary is refused.
+TEST_F(RlTrainTest, RefModelIsTheKlReference) {
+  make_tiny_lm(tmp / "other", "llama", 7, 64);
+  auto first_kl = [&](const std::string& out, const std::string& ref) {
+    auto c = config("rloo", out, 0.05);
+    c.iterations = 1;
+    c.ref_model = ref;
+    run_rl(c);
+    return read_metrics(c.out).at(0)["objective/kl"].get<double>();
+  };
+  EXPECT_NEAR(first_kl("self", ""), 0.0, 1e-4);  // sampled vs teacher-forced log-probs: rounding only
+  EXPECT_NEAR(first_kl("self_explicit", (tmp / "base").string()), 0.0, 1e-4);
+  double other = first_kl("other_ref", (tmp / "other").string());
+  EXPECT_GT(other, 0.1) << "the KL to a differently initialised reference should be clearly above 0";
+
+  // A model of another architecture with the same vocabulary is a valid reference; one whose
+  // vocabulary differs is refused with a message that says so.
+  make_tiny_lm(tmp / "gpt2", "gpt2", 1, 64);
+  EXPECT_GT(first_kl("gpt2_ref", (tmp / "gpt2").string()), 0.1);
+  {
+    ModelConfig big = preset_config("llama", "tiny");
+    Json j = big.to_json();
+    j["vocab_size"] = 400;
+    save_model(*make_model(ModelConfig::from_json(j, "wide vocab"), 3), tmp / "wide");
+  }
+  try {
+    first_kl("bad_ref", (tmp / "wide").string());
+    ADD_FAILURE() << "a reference with another vocabulary was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(RlTrainTest, BadInput) {
   auto c = config("grpo", "bad", 0.05);
   write_text_file(tmp / "empty.jsonl", "");
