@@ -175,6 +175,7 @@ void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::opt
     row["epoch"] = double(step + 1) / double(per_epoch);
     row["num_tokens"] = st.num_tokens;
     row["tokens_per_second"] = step_s > 0 ? double(step_tokens) / step_s : 0.0;
+    row["step_time"] = step_s;
     bool last_step = st.step == total;
     if (hooks.evaluate && ((cfg.eval_steps > 0 && st.step % cfg.eval_steps == 0) || last_step)) {
       torch::NoGradGuard ng;
