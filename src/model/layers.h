@@ -17,6 +17,13 @@ struct LoraSwitch {
   bool enabled = true;
 };
 
+// y = x W^T + b, the dense product every projection and output head goes through. Without autograd
+// and for at most a few rows on the CPU (the decode step of generation) it runs one matrix-vector
+// product per row: OpenBLAS's gemm repacks the whole weight matrix on every call, which for one row
+// costs several times what gemv, streaming the weights once, does (measured here: 5x on a
+// 768x3072 layer, 2.3x on GPT-2's 50257-row head).
+torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+
 // y = x W^T + b  (+ scaling * B(A(dropout(x))) when a LoRA adapter is attached and enabled).
 // Parameters are named as Hugging Face / PEFT name them: weight, bias, lora_A.weight, lora_B.weight.
 class LinearImpl : public torch::nn::Module {

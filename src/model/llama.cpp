@@ -65,7 +65,7 @@ torch::Tensor LlamaImpl::lm_head_weight() { return lm_head ? lm_head->weight : e
 
 torch::Tensor LlamaImpl::head(const torch::Tensor& h) {
   if (score) return score(h);
-  return torch::linear(h, lm_head_weight());
+  return dense(h, lm_head_weight());
 }
 
 }  // namespace rlhf

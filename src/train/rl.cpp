@@ -368,7 +368,8 @@ void run_rl(const RlConfig& cfg_in) {
     ro.scores = scores;
     {
       torch::NoGradGuard ng;
-      policy->eval();
+      policy->eval();  // no dropout while recording the rollout's reference log-probs and values
+      if (value) value->eval();
       std::vector<torch::Tensor> refs, vals;
       const int64_t mb = cfg.micro_batch > 0 ? cfg.micro_batch : N / cfg.mini_batches;
       for (int64_t s = 0; s < ro.N; s += mb) {
@@ -384,6 +385,7 @@ void run_rl(const RlConfig& cfg_in) {
         if (value_head) vals.push_back(value_head(response_hidden(*policy, ro, rows)).select(-1, 0).to(torch::kFloat));
       }
       policy->train();
+      if (value) value->train();
       ro.ref_logp = torch::cat(refs).masked_fill(ro.resp_mask.logical_not(), 0);
       if (!vals.empty()) ro.values = torch::cat(vals).masked_fill(ro.resp_mask.logical_not(), 0);
     }
