@@ -42,6 +42,7 @@ Command add_env(CLI::App& root) {
             std::printf("blas         %s\n", rt.blas.c_str());
             std::printf("blas kernel  %s%s%s\n", rt.blas_kernel.empty() ? "-" : rt.blas_kernel.c_str(),
                         rt.blas_note.empty() ? "" : "  ", rt.blas_note.c_str());
+            std::printf("malloc       %s\n", rt.malloc.c_str());
             std::printf("libtorch     %s\n", rt.torch_version.c_str());
             std::printf("device       %s\n", rt.device.c_str());
             std::printf("dtype        %s\n", rt.dtype.c_str());

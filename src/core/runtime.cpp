@@ -67,6 +67,26 @@ std::string blas_library_name() {
 
 }  // namespace
 
+// glibc hands every allocation above its mmap threshold (32 MB at most unless set at start-up) to
+// the kernel and back on free(), so the activations and logits a training step frees must be faulted
+// in and zeroed page by page again on the next step: 15-20% of a GPT-2-124M training step here went
+// to page faults. A 1 GiB threshold and trim threshold keep freed blocks in the heap for reuse.
+// glibc reads thresholds above 32 MB only from GLIBC_TUNABLES at process start, hence the restart.
+constexpr const char* kMallocTunables = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967296";
+
+namespace {
+bool want_malloc_tuning() {
+#ifdef __GLIBC__
+  const char* mode = std::getenv("RLHF_MALLOC");
+  if (mode && std::string(mode) == "default") return false;
+  const char* t = std::getenv("GLIBC_TUNABLES");
+  return !(t && std::strstr(t, "glibc.malloc.") != nullptr);  // already ours, or the user's
+#else
+  return false;
+#endif
+}
+}  // namespace
+
 void fix_blas_kernel_or_reexec(char** argv) {
   const CpuInfo& cpu = cpu_info();
   // oneDNN (bf16 matmuls) keeps AMX behind a cap in older releases, and Linux wants permission
@@ -78,17 +98,32 @@ void fix_blas_kernel_or_reexec(char** argv) {
     syscall(SYS_arch_prctl, 0x1023 /*ARCH_REQ_XCOMP_PERM*/, 18 /*XFEATURE_XTILEDATA*/);
 #endif
   }
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;  // the user decided
-  std::string core = openblas_core();
-  if (core.empty()) return;  // not OpenBLAS
-  std::string best = best_kernel(cpu);
-  if (best.empty() || kernel_rank(core) >= kernel_rank(best)) return;
-  if (std::getenv("RLHF_BLAS_REEXEC") != nullptr) return;  // already tried once: don't loop
-  setenv("OPENBLAS_CORETYPE", best.c_str(), 1);
-  setenv("RLHF_BLAS_REEXEC", core.c_str(), 1);
+  if (std::getenv("RLHF_REEXEC") != nullptr) return;  // restarted once already: don't loop
+  const char* old_tunables = std::getenv("GLIBC_TUNABLES");
+  const std::string saved_tunables = old_tunables ? old_tunables : "";
+  bool restart = false;
+  if (want_malloc_tuning()) {
+    setenv("GLIBC_TUNABLES", (saved_tunables.empty() ? std::string(kMallocTunables) : saved_tunables + ":" + kMallocTunables).c_str(), 1);
+    restart = true;
+  }
+  std::string core = std::getenv("OPENBLAS_CORETYPE") == nullptr ? openblas_core() : "";  // set = the user decided
+  std::string best = core.empty() ? "" : best_kernel(cpu);
+  if (!best.empty() && kernel_rank(core) < kernel_rank(best)) {
+    setenv("OPENBLAS_CORETYPE", best.c_str(), 1);
+    setenv("RLHF_BLAS_REEXEC", core.c_str(), 1);
+    restart = true;
+  }
+  if (!restart) return;
+  setenv("RLHF_REEXEC", "1", 1);
   execv("/proc/self/exe", argv);
-  // exec failed: carry on with the slow kernel; init_runtime reports it.
-  unsetenv("OPENBLAS_CORETYPE");
+  // exec failed: carry on as we are; init_runtime reports what is in effect.
+  unsetenv("RLHF_REEXEC");
+  if (std::getenv("RLHF_BLAS_REEXEC")) {
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("RLHF_BLAS_REEXEC");
+  }
+  if (saved_tunables.empty()) unsetenv("GLIBC_TUNABLES");
+  else setenv("GLIBC_TUNABLES", saved_tunables.c_str(), 1);
 }
 
 void init_runtime(const RuntimeOptions& opts) {
@@ -105,6 +140,17 @@ void init_runtime(const RuntimeOptions& opts) {
   if (auto set = blas_fn<void (*)(int)>("openblas_set_num_threads")) set(info.threads);
 
   info.blas = blas_library_name();
+#ifdef __GLIBC__
+  {
+    const char* t = std::getenv("GLIBC_TUNABLES");
+    const char* mode = std::getenv("RLHF_MALLOC");
+    if (t && std::strstr(t, kMallocTunables)) info.malloc = "glibc, freed memory kept for reuse (GLIBC_TUNABLES mmap/trim threshold 1/4 GiB, set at start; RLHF_MALLOC=default to turn off)";
+    else if (t && std::strstr(t, "glibc.malloc.")) info.malloc = std::string("glibc, GLIBC_TUNABLES=") + t + " set by the user";
+    else info.malloc = std::string("glibc defaults") + (mode && std::string(mode) == "default" ? " (RLHF_MALLOC=default)" : " (restart failed)");
+  }
+#else
+  info.malloc = "system default";
+#endif
   info.blas_kernel = openblas_core();
   if (const char* was = std::getenv("RLHF_BLAS_REEXEC")) {
     info.blas_note = std::string("OpenBLAS detected '") + was + "' on this CPU; restarted with OPENBLAS_CORETYPE=" +
@@ -151,6 +197,7 @@ std::string RuntimeInfo::summary() const {
                   " threads, " + isa + ", BLAS " + blas;
   if (!blas_kernel.empty()) s += " [kernel " + blas_kernel + "]";
   if (!blas_note.empty()) s += " (" + blas_note + ")";
+  if (!malloc.empty()) s += "; malloc: " + malloc.substr(0, malloc.find(" ("));
   return s;
 }
 

@@ -18,6 +18,7 @@ struct RuntimeInfo {
   std::string blas;          // "OpenBLAS 0.3.21 ...", "reference BLAS (slow)", ...
   std::string blas_kernel;   // OpenBLAS core in use ("SkylakeX"), empty if not OpenBLAS
   std::string blas_note;     // e.g. "OpenBLAS detected Prescott; restarted with OPENBLAS_CORETYPE=SkylakeX"
+  std::string malloc;        // allocator set-up: "glibc, freed memory kept for reuse (...)", ...
   std::string isa;           // best CPU ISA, "AVX512-BF16" ...
   std::string device = "cpu";
   std::string dtype = "fp32";
@@ -29,7 +30,10 @@ struct RuntimeInfo {
 // loaded; on CPUs newer than the OpenBLAS release it falls back to a generic one ("Prescott") that
 // runs ~10x slower. If that happened (and the user did not set OPENBLAS_CORETYPE), this re-executes
 // the program with OPENBLAS_CORETYPE set to the best kernel for this CPU. Returns only if no restart
-// is needed. Also enables oneDNN's AMX kernels where the CPU has them.
+// is needed. It also restarts (once, together) with GLIBC_TUNABLES raising glibc's mmap and trim
+// thresholds, so memory a training step frees is reused instead of returned to the kernel and faulted
+// in again (RLHF_MALLOC=default or the user's own glibc.malloc tunables turn this off). Also enables
+// oneDNN's AMX kernels where the CPU has them.
 void fix_blas_kernel_or_reexec(char** argv);
 
 // Applies threads / device / dtype. Throws rlhf::Error on an unusable choice (e.g. cuda without GPU).
