@@ -7,12 +7,12 @@ line: steady-state pairs/s over the steps after the first (warm-up) step, and th
 
   .venv/bin/python bench/dpo_step.py --model DIR --data pairs.jsonl --steps 4 --batch 4 --seq 256
 """
-import argparse, contextlib, copy, json, sys, time
+import argparse, copy, json, sys, time
 
 import torch
 import torch.nn.functional as F
 
-from sft_step import add_lora, load_tokenizer
+from sft_step import add_lora, load_tokenizer, make_optimizer, update
 
 
 def main():
@@ -31,7 +31,7 @@ def main():
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    from transformers import AutoModelForCausalLM, get_cosine_schedule_with_warmup
+    from transformers import AutoModelForCausalLM
     tok, eos, pad = load_tokenizer(a.model)
 
     def encode(prompt, response):
@@ -44,7 +44,6 @@ def main():
         for line in f:
             ex = json.loads(line)
             pairs.append((encode(ex["prompt"], ex["chosen"]), encode(ex["prompt"], ex["rejected"])))
-    n_needed = (a.steps + 1) * a.batch
     order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(42)).tolist()
     batches = [[pairs[order[(s * a.batch + i) % len(pairs)]] for i in range(a.batch)] for s in range(a.steps + 1)]
 
@@ -86,8 +85,7 @@ def main():
     precompute_s = time.perf_counter() - t0
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    sched = get_cosine_schedule_with_warmup(opt, 0, a.steps + 1)
+    opt, sched = make_optimizer(params, a.lr, a.steps + 1)
     total_t = 0.0
     for s, b in enumerate(collated):
         t0 = time.perf_counter()
@@ -95,13 +93,7 @@ def main():
         pc, pr = seq_logps(model, *b)
         logits = (pc - pr) - (rc - rr)
         loss = -F.logsigmoid(a.beta * logits).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        el = time.perf_counter() - t0
-        print(f"step {s}: {el:.3f}s loss {loss.item():.4f}", file=sys.stderr)
+        el = update(loss, params, opt, sched, s, t0)
         if s > 0:
             total_t += el
     print(json.dumps({"impl": "pytorch-python", "threads": torch.get_num_threads(), "dtype": a.dtype, "lora": a.lora,

@@ -62,3 +62,14 @@ openblas_env() {
   kernel=$("$BUILD/rlhf" env 2>&1 | sed -n 's/^blas kernel *//p' | head -n 1)
   if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -n "$kernel" ]; then ENVP=(env OPENBLAS_CORETYPE="$kernel"); fi
 }
+
+# trainer_bench_setup: what the trainer benchmarks (run_sft, run_dpo, run_ppo) share: the workspace
+# for $SIZE / $SEQ, the BLAS kernel for the Python side (ENVP), thread pinning (PIN) and OUTD, a
+# temporary directory for rlhf's outputs, removed on exit.
+trainer_bench_setup() {
+  make_workspace "$SIZE" "$SEQ"
+  openblas_env
+  pin_to "$THREADS"
+  OUTD=$(mktemp -d)
+  trap 'rm -rf "$OUTD" "$ERR"' EXIT
+}

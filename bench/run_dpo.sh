@@ -29,12 +29,8 @@ SEQ=${SEQ:-256}
 BENCH_TARGET=rlhf
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-make_workspace "$SIZE" "$SEQ"
-openblas_env
-pin_to "$THREADS"
+trainer_bench_setup
 echo "dpo: model $SIZE, batch $BATCH pairs x 2 x $SEQ tokens, $STEPS timed steps after 1 warm-up, $THREADS threads"
-OUTD=$(mktemp -d)
-trap 'rm -rf "$OUTD" "$ERR"' EXIT
 # Exactly the pairs the steps use, so that both sides' cached reference pass covers the same data.
 head -n $(((STEPS + 1) * BATCH)) "$WS/pairs.jsonl" >"$OUTD/pairs.jsonl"
 for dtype in $DTYPES; do

@@ -35,10 +35,8 @@ BENCH_TARGET=rlhf
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 [ "$ITERATIONS" -ge 2 ] || die "ITERATIONS must be at least 2 (the first one is a warm-up)"
-TMP=$(mktemp -d)
-trap 'rm -f "$ERR"; rm -rf "$TMP"' EXIT
-
-make_workspace "$SIZE" "$SEQ"
+trainer_bench_setup
+TMP=$OUTD
 if [ ! -f "$WS/rm/config.json" ]; then
   echo "training a reward model in $WS/rm (1 step; it only has to exist)"
   rm -rf "$WS/rm"
@@ -49,8 +47,6 @@ fi
 # bench/ppo_step.py takes the first BATCH, so the file holds exactly BATCH prompts.
 head -n "$BATCH" "$WS/prompts.jsonl" >"$TMP/prompts.jsonl"
 [ "$(wc -l <"$TMP/prompts.jsonl")" -eq "$BATCH" ] || die "$WS/prompts.jsonl has fewer than $BATCH prompts"
-openblas_env
-pin_to "$THREADS"
 echo "PPO iteration, model $SIZE: $BATCH prompts x up to $NEW new tokens, 4 PPO epochs x 1 mini-batch," \
   "$THREADS thread$([ "$THREADS" = 1 ] || echo s); mean of $((ITERATIONS - 1)) timed iterations after 1 warm-up"
 

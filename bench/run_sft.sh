@@ -26,12 +26,8 @@ SEQ=${SEQ:-256}
 BENCH_TARGET=rlhf
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-make_workspace "$SIZE" "$SEQ"
-openblas_env
-pin_to "$THREADS"
+trainer_bench_setup
 echo "sft: model $SIZE, batch $BATCH x $SEQ tokens, $STEPS timed steps after 1 warm-up, $THREADS threads"
-OUTD=$(mktemp -d)
-trap 'rm -rf "$OUTD" "$ERR"' EXIT
 for dtype in $DTYPES; do
   for lora in $LORA; do
     flag=()

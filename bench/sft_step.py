@@ -29,6 +29,25 @@ def add_lora(model, args):
     return get_peft_model(model, cfg)
 
 
+def make_optimizer(params, lr, steps):
+    """AdamW (no weight decay) with a cosine schedule over `steps`, as TRL's defaults have it."""
+    from transformers import get_cosine_schedule_with_warmup
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    return opt, get_cosine_schedule_with_warmup(opt, 0, steps)
+
+
+def update(loss, params, opt, sched, step, t0):
+    """backward, clip at 1.0, optimizer and schedule step; returns the step's seconds since t0."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    el = time.perf_counter() - t0
+    print(f"step {step}: {el:.3f}s loss {loss.item():.4f}", file=sys.stderr)
+    return el
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -43,7 +62,7 @@ def main():
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    from transformers import AutoModelForCausalLM, get_cosine_schedule_with_warmup
+    from transformers import AutoModelForCausalLM
     tok, eos, _ = load_tokenizer(a.model)
     rows = []
     with open(a.data) as f:
@@ -59,8 +78,7 @@ def main():
         model = add_lora(model, a)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    sched = get_cosine_schedule_with_warmup(opt, 0, a.steps + 1)
+    opt, sched = make_optimizer(params, a.lr, a.steps + 1)
     order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(42)).tolist()
     total_t, total_tok = 0.0, 0
     for s in range(a.steps + 1):
@@ -74,13 +92,7 @@ def main():
             logits = model(input_ids=ids, attention_mask=att).logits
         loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)),
                                                  labels[:, 1:].reshape(-1), ignore_index=-100)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        el = time.perf_counter() - t0
-        print(f"step {s}: {el:.3f}s loss {loss.item():.4f}", file=sys.stderr)
+        el = update(loss, params, opt, sched, s, t0)
         if s > 0:
             total_t += el
             total_tok += int(att.sum())
