@@ -228,3 +228,25 @@ TEST(CliModelErrors, BadArguments) {
 
 }  // namespace
 }  // namespace rlhf
+
+namespace rlhf {
+namespace {
+
+// `rlhf env` reports the allocator set-up the start-up restart chose: raised glibc thresholds by
+// default, glibc's own with RLHF_MALLOC=default, and the user's glibc.malloc tunables left alone.
+TEST(EnvCli, ReportsTheAllocatorChoice) {
+  auto bin = test::shell_quote(test::rlhf_bin());
+  // The test binary itself was restarted with these set; a fresh start must decide on its own.
+  const std::string clean = "env -u RLHF_REEXEC -u RLHF_BLAS_REEXEC -u GLIBC_TUNABLES ";
+  auto malloc_of = [&](const std::string& prefix) {
+    auto r = test::run_command(clean + prefix + bin + " env --json --size 64");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return Json::parse(r.out).value("malloc", std::string());
+  };
+  EXPECT_NE(malloc_of("").find("freed memory kept for reuse"), std::string::npos);
+  EXPECT_NE(malloc_of("RLHF_MALLOC=default ").find("glibc defaults"), std::string::npos);
+  EXPECT_NE(malloc_of("GLIBC_TUNABLES=glibc.malloc.arena_max=2 ").find("set by the user"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rlhf

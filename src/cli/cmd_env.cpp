@@ -9,8 +9,9 @@
 namespace rlhf::cli {
 
 Command add_env(CLI::App& root) {
-  auto* app = root.add_subcommand("env", "Show threads, BLAS and its kernel, CPU ISA, libtorch, device, and "
-                                         "measured fp32/bf16 matmul GFLOP/s");
+  auto* app = root.add_subcommand("env", "Show threads, BLAS and its kernel, the allocator set-up (glibc mmap/trim "
+                                         "thresholds raised at start-up; RLHF_MALLOC=default keeps glibc's defaults), "
+                                         "CPU ISA, libtorch, device, and measured fp32/bf16 matmul GFLOP/s");
   auto json = std::make_shared<bool>(false);
   auto size = std::make_shared<int>(1024);
   app->add_flag("--json", *json, "print one JSON object");
@@ -27,6 +28,7 @@ Command add_env(CLI::App& root) {
                       {"blas", rt.blas},
                       {"blas_kernel", rt.blas_kernel},
                       {"blas_note", rt.blas_note},
+                      {"malloc", rt.malloc},
                       {"libtorch", rt.torch_version},
                       {"device", rt.device},
                       {"dtype", rt.dtype},
