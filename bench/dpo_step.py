@@ -7,30 +7,21 @@ line: steady-state pairs/s over the steps after the first (warm-up) step, and th
 
   .venv/bin/python bench/dpo_step.py --model DIR --data pairs.jsonl --steps 4 --batch 4 --seq 256
 """
-import argparse, copy, json, sys, time
+import copy, json, sys, time
 
 import torch
 import torch.nn.functional as F
 
-from sft_step import add_lora, load_tokenizer, make_optimizer, update
+from sft_step import add_lora, load_tokenizer, make_optimizer, parse_args, update
+
+
+def dpo_options(ap):
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--reference", default="cached", choices=["cached", "online"])
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--seq", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-6)
-    ap.add_argument("--beta", type=float, default=0.1)
-    ap.add_argument("--reference", default="cached", choices=["cached", "online"])
-    ap.add_argument("--dtype", default="fp32")
-    ap.add_argument("--lora", action="store_true")
-    ap.add_argument("--threads", type=int, default=0)
-    a = ap.parse_args()
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
+    a = parse_args(steps=4, lr=1e-6, extra=dpo_options)
     from transformers import AutoModelForCausalLM
     tok, eos, pad = load_tokenizer(a.model)
 

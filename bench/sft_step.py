@@ -48,20 +48,28 @@ def update(loss, params, opt, sched, step, t0):
     return el
 
 
-def main():
+def parse_args(steps, lr, extra=None):
+    """The options both trainer twins take (plus `extra(parser)`'s); applies --threads."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=steps)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--lr", type=float, default=lr)
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
+    if extra:
+        extra(ap)
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    return a
+
+
+def main():
+    a = parse_args(steps=5, lr=2e-5)
     from transformers import AutoModelForCausalLM
     tok, eos, _ = load_tokenizer(a.model)
     rows = []
