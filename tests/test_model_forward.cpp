@@ -7,6 +7,7 @@
 
 #include "core/runtime.h"
 #include "model/gpt2.h"
+#include "model/layers.h"
 #include "model/logprobs.h"
 #include "model/transformer.h"
 #include "test_tensor_util.h"
@@ -285,6 +286,26 @@ TEST_P(Forward, GradientsReachEveryParameter) {
   check_every_grad(*m, GetParam());
   auto rm = tiny_model(GetParam(), 2, Head::Score);
   check_every_grad(*rm, GetParam() + " score head");
+}
+
+// dense() takes a gemv path for 1-4 rows without autograd: it must give what torch::linear gives, for
+// 2-D and 3-D inputs, with and without bias, on both sides of the row and size limits.
+TEST(ForwardHelpers, DenseEqualsLinear) {
+  torch::manual_seed(5);
+  for (int64_t out : {7, 9000})
+    for (int64_t rows : {1, 2, 4, 5, 12}) {
+      auto w = torch::randn({out, 16}), b = torch::randn({out}), x = torch::randn({rows, 16});
+      for (bool grad : {false, true})
+        for (bool with_bias : {false, true}) {
+          torch::AutoGradMode mode(grad);
+          auto bias = with_bias ? b : torch::Tensor();
+          auto want = torch::linear(x, w, bias);
+          auto got = dense(x, w, bias);
+          ASSERT_EQ(got.sizes(), want.sizes());
+          EXPECT_LT(max_abs_diff(got, want), 1e-4) << out << " x " << rows << " rows, grad " << grad;
+          EXPECT_LT(max_abs_diff(dense(x.view({1, rows, 16}), w, bias), want.view({1, rows, out})), 1e-4);
+        }
+    }
 }
 
 // ---- save / load ----------------------------------------------------------------------------------------------------

@@ -121,6 +121,9 @@ TEST_F(SftTest, LossFallsOnASmallDataset) {
   run_sft(c);
   auto rows = read_metrics(tmp / "out");
   ASSERT_GE(rows.size(), 20u);
+  for (const char* k : {"loss", "grad_norm", "learning_rate", "num_tokens", "mean_token_accuracy", "tokens_per_second", "step_time"})
+    EXPECT_TRUE(rows.back().contains(k)) << "metrics.jsonl lacks " << k;
+  EXPECT_GT(rows.back()["step_time"].get<double>(), 0.0);
   double first = rows.front()["loss"].get<double>(), last = rows.back()["loss"].get<double>();
   EXPECT_LT(last, 0.5 * first) << "loss " << first << " -> " << last;
 }

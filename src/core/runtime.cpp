@@ -75,14 +75,19 @@ std::string blas_library_name() {
 constexpr const char* kMallocTunables = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967296";
 
 namespace {
-bool want_malloc_tuning() {
+// Who decides glibc's malloc thresholds in this process, from the environment alone (so the
+// restart and the report read the same answer).
+enum class MallocSetup { Ours, User, Off, Untuned, NotGlibc };
+MallocSetup malloc_setup() {
 #ifdef __GLIBC__
   const char* mode = std::getenv("RLHF_MALLOC");
-  if (mode && std::string(mode) == "default") return false;
+  if (mode && std::string(mode) == "default") return MallocSetup::Off;
   const char* t = std::getenv("GLIBC_TUNABLES");
-  return !(t && std::strstr(t, "glibc.malloc.") != nullptr);  // already ours, or the user's
+  if (t && std::strstr(t, kMallocTunables)) return MallocSetup::Ours;
+  if (t && std::strstr(t, "glibc.malloc.")) return MallocSetup::User;
+  return MallocSetup::Untuned;
 #else
-  return false;
+  return MallocSetup::NotGlibc;
 #endif
 }
 }  // namespace
@@ -102,7 +107,7 @@ void fix_blas_kernel_or_reexec(char** argv) {
   const char* old_tunables = std::getenv("GLIBC_TUNABLES");
   const std::string saved_tunables = old_tunables ? old_tunables : "";
   bool restart = false;
-  if (want_malloc_tuning()) {
+  if (malloc_setup() == MallocSetup::Untuned) {
     setenv("GLIBC_TUNABLES", (saved_tunables.empty() ? std::string(kMallocTunables) : saved_tunables + ":" + kMallocTunables).c_str(), 1);
     restart = true;
   }
@@ -140,17 +145,15 @@ void init_runtime(const RuntimeOptions& opts) {
   if (auto set = blas_fn<void (*)(int)>("openblas_set_num_threads")) set(info.threads);
 
   info.blas = blas_library_name();
-#ifdef __GLIBC__
-  {
-    const char* t = std::getenv("GLIBC_TUNABLES");
-    const char* mode = std::getenv("RLHF_MALLOC");
-    if (t && std::strstr(t, kMallocTunables)) info.malloc = "glibc, freed memory kept for reuse (GLIBC_TUNABLES mmap/trim threshold 1/4 GiB, set at start; RLHF_MALLOC=default to turn off)";
-    else if (t && std::strstr(t, "glibc.malloc.")) info.malloc = std::string("glibc, GLIBC_TUNABLES=") + t + " set by the user";
-    else info.malloc = std::string("glibc defaults") + (mode && std::string(mode) == "default" ? " (RLHF_MALLOC=default)" : " (restart failed)");
+  switch (malloc_setup()) {
+    case MallocSetup::Ours:
+      info.malloc = "glibc, freed memory kept for reuse (GLIBC_TUNABLES mmap/trim threshold 1/4 GiB, set at start; RLHF_MALLOC=default to turn off)";
+      break;
+    case MallocSetup::User: info.malloc = std::string("glibc, GLIBC_TUNABLES=") + std::getenv("GLIBC_TUNABLES") + " set by the user"; break;
+    case MallocSetup::Off: info.malloc = "glibc defaults (RLHF_MALLOC=default)"; break;
+    case MallocSetup::Untuned: info.malloc = "glibc defaults (the start-up restart did not happen)"; break;
+    case MallocSetup::NotGlibc: info.malloc = "system default"; break;
   }
-#else
-  info.malloc = "system default";
-#endif
   info.blas_kernel = openblas_core();
   if (const char* was = std::getenv("RLHF_BLAS_REEXEC")) {
     info.blas_note = std::string("OpenBLAS detected '") + was + "' on this CPU; restarted with OPENBLAS_CORETYPE=" +

@@ -16,7 +16,7 @@ torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& weight, const t
   const int64_t rows = in > 0 ? x.numel() / in : 0;
   // gemv wins for 1 row everywhere and for up to 4 rows of layer-sized matrices, not for a
   // vocabulary-sized head (measured with OpenBLAS 0.3.21 on 2 cores; bench/run_generate.sh).
-  const bool gemv = rows >= 1 && (rows == 1 || (rows <= 4 && out <= 8192)) && x.device().is_cpu() &&
+  const bool gemv = (rows == 1 || (rows > 1 && rows <= 4 && out <= 8192)) && x.device().is_cpu() &&
                     !torch::GradMode::is_enabled() && x.scalar_type() == torch::kFloat &&
                     weight.scalar_type() == torch::kFloat && weight.is_contiguous() && x.size(-1) == in;
   if (!gemv) return torch::linear(x, weight, bias);
