@@ -4,7 +4,7 @@
 // runs both and prints the ratios.
 //
 //   bench_generate [--arch gpt2] [--n-layer 6 --n-embd 512 --n-head 8 | --size 124m] [--batch 32]
-//                  [--prompt 16] [--new 128] [--dtype fp32|bf16] [--threads N]
+//                  [--prompt 16] [--new 128] [--dtype fp32|bf16] [--threads N] [--device cpu|cuda]
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -15,18 +15,20 @@
 using namespace rlhf;
 
 static double copy_bandwidth_gbs() {
-  auto a = torch::randn({64 << 20}), b = torch::empty_like(a);  // 256 MB each
+  auto a = torch::randn({64 << 20}, torch::TensorOptions().device(device())), b = torch::empty_like(a);  // 256 MB each
   b.copy_(a);
+  synchronize_device();
   auto t0 = std::chrono::steady_clock::now();
   const int reps = 5;
   for (int i = 0; i < reps; ++i) b.copy_(a);
+  synchronize_device();
   double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return 2.0 * double(a.numel()) * 4 * reps / el / 1e9;  // read + write
 }
 
 int main(int argc, char** argv) {
   fix_blas_kernel_or_reexec(argv);
-  std::string arch = "gpt2", size, dtype = "fp32";
+  std::string arch = "gpt2", size, dtype = "fp32", dev = "cpu";
   int64_t n_layer = 6, n_embd = 512, n_head = 8, batch = 32, prompt = 16, new_tokens = 128;
   int threads = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -41,10 +43,12 @@ int main(int argc, char** argv) {
     else if (k == "--new") new_tokens = std::stoll(v);
     else if (k == "--dtype") dtype = v;
     else if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--device") dev = v;
   }
   RuntimeOptions ro;
   ro.dtype = dtype;
   ro.threads = threads;
+  ro.device = dev;
   init_runtime(ro);
   std::fprintf(stderr, "%s\n", runtime().summary().c_str());
   ModelConfig cfg = preset_config(arch, size.empty() ? "124m" : size);
@@ -74,10 +78,10 @@ int main(int argc, char** argv) {
   double weight_bytes = double(cfg.num_parameters()) * (dtype == "bf16" ? 2 : 4);
   double bw = copy_bandwidth_gbs();
   std::printf("{\"impl\":\"rlhf-cpp\",\"model\":\"%s\",\"params_m\":%.1f,\"dtype\":\"%s\",\"batch\":%lld,"
-              "\"prompt\":%lld,\"new\":%lld,\"threads\":%d,\"tokens_per_s\":%.2f,\"decode_tokens_per_s\":%.2f,"
+              "\"prompt\":%lld,\"new\":%lld,\"threads\":%d,\"device\":\"%s\",\"tokens_per_s\":%.2f,\"decode_tokens_per_s\":%.2f,"
               "\"copy_gbs\":%.2f,\"bandwidth_bound_tokens_per_s\":%.2f}\n",
               cfg.describe().c_str(), cfg.num_parameters() / 1e6, dtype.c_str(), (long long)batch,
-              (long long)prompt, (long long)new_tokens, runtime().threads, double(st.generated_tokens) / total,
+              (long long)prompt, (long long)new_tokens, runtime().threads, runtime().device.c_str(), double(st.generated_tokens) / total,
               double(st.generated_tokens) / st.decode_s, bw, bw * 1e9 / weight_bytes);
   return 0;
 }

@@ -3,6 +3,7 @@
 // PyTorch-Python twin; bench/run_train_step.sh runs both and prints the ratios.
 //
 //   bench_train_step [--size 124m] [--batch 4] [--seq 256] [--steps 5] [--dtype fp32|bf16] [--arch gpt2|llama]
+//                    [--threads N] [--device cpu|cuda]
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -16,7 +17,7 @@ using namespace rlhf;
 
 int main(int argc, char** argv) {
   fix_blas_kernel_or_reexec(argv);
-  std::string size = "124m", dtype = "fp32", arch = "gpt2";
+  std::string size = "124m", dtype = "fp32", arch = "gpt2", dev = "cpu";
   int batch = 4, seq = 256, steps = 5, threads = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
@@ -27,11 +28,13 @@ int main(int argc, char** argv) {
     else if (k == "--dtype") dtype = v;
     else if (k == "--arch") arch = v;
     else if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--device") dev = v;
   }
   bool pure = dtype == "bf16-pure";
   RuntimeOptions ro;
   ro.dtype = pure ? "fp32" : dtype;
   ro.threads = threads;
+  ro.device = dev;
   init_runtime(ro);
   std::fprintf(stderr, "%s\n", runtime().summary().c_str());
   ModelConfig cfg = preset_config(arch, size);
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
       loss = -token_logprobs(*model, h, target).mean();
     }
     loss.backward();
+    synchronize_device();
     double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s == 0) continue;  // warm-up
     best = std::min(best, el);
@@ -61,8 +65,8 @@ int main(int argc, char** argv) {
   }
   double tok = double(batch) * seq;
   std::printf("{\"impl\":\"rlhf-cpp\",\"arch\":\"%s\",\"size\":\"%s\",\"dtype\":\"%s\",\"batch\":%d,\"seq\":%d,"
-              "\"threads\":%d,\"tokens_per_s\":%.2f,\"best_tokens_per_s\":%.2f}\n",
-              arch.c_str(), size.c_str(), dtype.c_str(), batch, seq, runtime().threads, tok * steps / total,
+              "\"threads\":%d,\"device\":\"%s\",\"tokens_per_s\":%.2f,\"best_tokens_per_s\":%.2f}\n",
+              arch.c_str(), size.c_str(), dtype.c_str(), batch, seq, runtime().threads, runtime().device.c_str(), tok * steps / total,
               tok / best);
   return 0;
 }

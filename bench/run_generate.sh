@@ -8,6 +8,7 @@
 #   sizes: tiny small medium 124m 350m, or LxCxH for a custom shape (6x512x8: 6 layers, width 512,
 #   8 heads, context 1024); NEW is cut so that PROMPT + NEW fits the context (tiny: 128).
 #   dtypes: fp32 bf16 (bf16 autocast on both sides).
+#   DEVICE=cpu (cuda: both sides on the GPU; the figures then depend on the card, not the threads)
 #   RLHF_PYTHON=.venv/bin/python (made by scripts/setup_venv.sh); VERBOSE=1 also prints the raw JSON.
 # Quick check: SIZES=tiny NEW=16 bench/run_generate.sh
 # Prints the machine, then one line per configuration: decode tokens/s of both (generated tokens /
@@ -24,6 +25,7 @@ DTYPES=${DTYPES:-fp32}
 THREADS=${THREADS:-2}
 PROMPT=${PROMPT:-16}
 NEW=${NEW:-128}
+DEVICE=${DEVICE:-cpu}
 
 BENCH_TARGET=bench_generate
 # shellcheck source=bench/lib.sh
@@ -51,7 +53,7 @@ for size in $SIZES; do
     for t in $THREADS; do
       pin_to "$t"
       for b in $BATCHES; do
-        args=("${shape[@]}" --batch "$b" --prompt "$PROMPT" --new "$new" --dtype "$dtype" --threads "$t")
+        args=("${shape[@]}" --batch "$b" --prompt "$PROMPT" --new "$new" --dtype "$dtype" --threads "$t" --device "$DEVICE")
         run_bench ours "${PIN[@]}" "$BUILD/bench_generate" "${args[@]}"
         rt=$(grep -m1 '^runtime:' "$ERR" || true)
         if [ $shown_runtime = 0 ] && [ -n "$rt" ]; then echo "rlhf $rt"; shown_runtime=1; fi
@@ -70,7 +72,7 @@ size, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 assert a["threads"] == b["threads"], f"thread counts differ: rlhf {a['threads']} vs pytorch {b['threads']}"
 assert abs(a["params_m"] - b["params_m"]) < 0.15, f"models differ: rlhf {a['params_m']}M vs pytorch {b['params_m']}M params"
 x, y = a["decode_tokens_per_s"], b["decode_tokens_per_s"]
-line = (f"{size} {a['dtype']} {a['threads']} thread{'s' * (a['threads'] != 1)} batch {a['batch']}: rlhf {x:.1f} tok/s  pytorch {y:.1f} tok/s  "
+line = (f"{a['device']} {size} {a['dtype']} {a['threads']} thread{'s' * (a['threads'] != 1)} batch {a['batch']}: rlhf {x:.1f} tok/s  pytorch {y:.1f} tok/s  "
         f"ratio {x / y:.2f}x")
 if a["batch"] == 1:
     bound = a["bandwidth_bound_tokens_per_s"]

@@ -6,6 +6,7 @@
 #   SIZES=124m  DTYPES="fp32 bf16"  THREADS=2  STEPS=5  BATCH=4  SEQ=256
 #   sizes: tiny small medium 124m 350m (SEQ is cut to the size's context: tiny 128, small 256,
 #   medium 512); dtypes: fp32 bf16 (bf16 autocast on both sides).
+#   DEVICE=cpu (cuda: both sides on the GPU; the figures then depend on the card, not the threads)
 #   RLHF_PYTHON=.venv/bin/python (made by scripts/setup_venv.sh); VERBOSE=1 also prints the raw JSON.
 # Quick check: SIZES=tiny STEPS=2 bench/run_train_step.sh
 # Prints the machine, then one line per configuration with both tokens/s (mean over the timed
@@ -20,6 +21,7 @@ THREADS=${THREADS:-2}
 STEPS=${STEPS:-5}
 BATCH=${BATCH:-4}
 SEQ=${SEQ:-256}
+DEVICE=${DEVICE:-cpu}
 
 BENCH_TARGET=bench_train_step
 # shellcheck source=bench/lib.sh
@@ -38,7 +40,7 @@ for size in $SIZES; do
   for dtype in $DTYPES; do
     for t in $THREADS; do
       pin_to "$t"
-      args=(--size "$size" --batch "$BATCH" --seq "$seq" --steps "$STEPS" --dtype "$dtype" --threads "$t")
+      args=(--size "$size" --batch "$BATCH" --seq "$seq" --steps "$STEPS" --dtype "$dtype" --threads "$t" --device "$DEVICE")
       run_bench ours "${PIN[@]}" "$BUILD/bench_train_step" "${args[@]}"
       rt=$(grep -m1 '^runtime:' "$ERR" || true)
       if [ $shown_runtime = 0 ] && [ -n "$rt" ]; then echo "rlhf $rt"; shown_runtime=1; fi
@@ -56,7 +58,7 @@ import json, sys
 a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 assert a["threads"] == b["threads"], f"thread counts differ: rlhf {a['threads']} vs pytorch {b['threads']}"
 x, y = a["tokens_per_s"], b["tokens_per_s"]
-print(f"{a['size']} {a['dtype']} {a['threads']} thread{'s' * (a['threads'] != 1)}: rlhf {x:.1f} tok/s  pytorch {y:.1f} tok/s  ratio {x / y:.2f}x")
+print(f"{a['device']} {a['size']} {a['dtype']} {a['threads']} thread{'s' * (a['threads'] != 1)}: rlhf {x:.1f} tok/s  pytorch {y:.1f} tok/s  ratio {x / y:.2f}x")
 PYEOF
     done
   done

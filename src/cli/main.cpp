@@ -25,7 +25,9 @@ int main(int argc, char** argv) {
   rlhf::RuntimeOptions ro;
   bool quiet = false, verbose = false;
   app.add_option("--threads", ro.threads, "CPU threads (0 = all usable cores)")->capture_default_str();
-  app.add_option("--device", ro.device, "cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--device", ro.device, "cpu | cuda | cuda:N (default: $RLHF_DEVICE, else cpu)")
+      ->envname("RLHF_DEVICE")
+      ->capture_default_str();
   app.add_option("--dtype", ro.dtype, "compute dtype: fp32 | bf16 (bf16 autocast; weights stay fp32)")
       ->capture_default_str();
   app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr");

@@ -194,6 +194,9 @@ void init_runtime(const RuntimeOptions& opts) {
 const RuntimeInfo& runtime() { return g_info; }
 torch::Device device() { return g_device; }
 bool use_bf16() { return g_info.dtype == "bf16"; }
+void synchronize_device() {
+  if (g_device.is_cuda()) torch::cuda::synchronize(g_device.index());
+}
 
 std::string RuntimeInfo::summary() const {
   std::string s = "runtime: " + device + ", " + dtype + ", " + std::to_string(threads) +
@@ -249,9 +252,7 @@ double measure_matmul_gflops(torch::ScalarType dtype, int n, double seconds) {
   torch::NoGradGuard ng;
   auto opt = torch::TensorOptions().dtype(dtype).device(g_device);
   auto a = torch::randn({n, n}, opt), b = torch::randn({n, n}, opt);
-  auto sync = [] {
-    if (g_device.is_cuda()) torch::cuda::synchronize();
-  };
+  auto sync = synchronize_device;
   for (int i = 0; i < 2; ++i) torch::mm(a, b);
   sync();
   int iters = 0;

@@ -41,6 +41,9 @@ void init_runtime(const RuntimeOptions& opts);
 const RuntimeInfo& runtime();
 torch::Device device();
 bool use_bf16();
+// Waits for the work queued on the runtime device (CUDA kernels run asynchronously); no-op on CPU.
+// For timings: a clock read without it measures only the queueing.
+void synchronize_device();
 
 // Runs its scope under bf16 autocast when the runtime dtype is bf16 (no-op for fp32). Clears the
 // autocast weight cache on exit, so updated weights are re-cast next step.

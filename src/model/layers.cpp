@@ -189,6 +189,11 @@ torch::Tensor positions_from_segments(const torch::Tensor& segment_ids) {
 
 torch::Tensor attention_bias(int64_t T, int64_t S, const torch::Tensor& key_mask, const torch::Tensor& segment_ids,
                              int64_t sliding_window, torch::Device dev) {
+#if TORCH_VERSION_MAJOR >= 2
+  if (dev.is_cuda() && T == S && !key_mask.defined() && !segment_ids.defined() &&
+      (sliding_window <= 0 || sliding_window >= S))
+    return {};
+#endif
   auto lopts = torch::TensorOptions().dtype(torch::kLong).device(dev);
   auto q_pos = torch::arange(S - T, S, lopts).unsqueeze(1);  // (T, 1)
   auto k_pos = torch::arange(0, S, lopts).unsqueeze(0);      // (1, S)
@@ -219,8 +224,10 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     const float lowest = q.scalar_type() == torch::kHalf ? -32752.0f
                          : q.scalar_type() == torch::kBFloat16 ? -1.69e38f
                                                                : std::numeric_limits<float>::lowest();
-    auto out = at::scaled_dot_product_attention(q, kk, vv, bias.clamp_min(lowest).to(q.scalar_type()), drop ? dropout_p : 0.0,
-                                                /*is_causal=*/false, scale);
+    auto out = bias.defined()
+                   ? at::scaled_dot_product_attention(q, kk, vv, bias.clamp_min(lowest).to(q.scalar_type()),
+                                                      drop ? dropout_p : 0.0, /*is_causal=*/false, scale)
+                   : at::scaled_dot_product_attention(q, kk, vv, {}, drop ? dropout_p : 0.0, /*is_causal=*/true, scale);
     return out.transpose(1, 2).reshape({B, T, H * D});
   }
 #endif

@@ -105,11 +105,14 @@ torch::Tensor positions_from_segments(const torch::Tensor& segment_ids);
 
 // Additive attention bias (B or 1, 1, T, S) float32: 0 where query t (absolute position S-T+t) may
 // attend key s, a large negative number elsewhere (causal, padding, segments, sliding window).
+// On CUDA, a plain causal square mask (no padding, packing or window) is returned undefined:
+// attention() then asks the fused kernel for causality, which lets it use FlashAttention.
 torch::Tensor attention_bias(int64_t T, int64_t S, const torch::Tensor& key_mask, const torch::Tensor& segment_ids,
                              int64_t sliding_window, torch::Device dev);
 
 // Scaled dot-product attention with grouped-query heads. q (B, H, T, D); k, v (B, Hkv, S, D);
-// bias (B|1, 1, T, S). Returns (B, T, H*D). Softmax in float32.
+// bias (B|1, 1, T, S), or undefined for plain causal (CUDA only). Returns (B, T, H*D). Softmax in
+// float32.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& bias, double scale, double dropout_p, bool training);
 
