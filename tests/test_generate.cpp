@@ -2,6 +2,7 @@
 // padding change nothing, seeds reproduce, and the returned log-probs equal a teacher-forced pass.
 #include <gtest/gtest.h>
 
+#include "core/runtime.h"
 #include "generate/generator.h"
 #include "model/logprobs.h"
 
@@ -27,7 +28,7 @@ std::vector<int64_t> naive_greedy(TransformerImpl& m, std::vector<int64_t> seq, 
   torch::NoGradGuard ng;
   std::vector<int64_t> out;
   for (int64_t i = 0; i < n; ++i) {
-    auto t = torch::tensor(seq, torch::kLong).unsqueeze(0);
+    auto t = torch::tensor(seq, torch::kLong).unsqueeze(0).to(device());
     auto logits = m.forward(t).select(1, -1);
     int64_t next = logits.argmax(-1).item<int64_t>();
     out.push_back(next);
@@ -90,8 +91,8 @@ TEST_P(GenerateArch, LogprobsEqualTeacherForcedRecompute) {
     for (auto& g : res[i]) {
       std::vector<int64_t> seq = prompts[i];
       seq.insert(seq.end(), g.ids.begin(), g.ids.end());
-      auto lp = sequence_logprobs(*m, torch::tensor(seq, torch::kLong).unsqueeze(0)).squeeze(0);
-      auto logits = m->forward(torch::tensor(seq, torch::kLong).unsqueeze(0)).squeeze(0);
+      auto lp = sequence_logprobs(*m, torch::tensor(seq, torch::kLong).unsqueeze(0).to(device())).squeeze(0);
+      auto logits = m->forward(torch::tensor(seq, torch::kLong).unsqueeze(0).to(device())).squeeze(0);
       for (size_t t = 0; t < g.ids.size(); ++t) {
         int64_t pos = int64_t(prompts[i].size() + t) - 1;
         EXPECT_NEAR(g.model_logprobs[t], lp[pos].item<float>(), 1e-4);

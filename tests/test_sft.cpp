@@ -207,7 +207,7 @@ TEST_F(SftTest, MergedLoraGivesTheLogitsOfBasePlusAdapter) {
   with_adapter->eval();
   merged->eval();
   torch::NoGradGuard ng;
-  auto ids = torch::randint(300, {2, 20}, torch::kLong);
+  auto ids = torch::randint(300, {2, 20}, torch::kLong).to(device());
   EXPECT_LT(max_abs_diff(with_adapter->forward(ids), merged->forward(ids)), 1e-5);
   // Adapters off = the base model exactly.
   auto base = load_model(tmp / "base");

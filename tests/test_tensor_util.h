@@ -6,7 +6,8 @@ namespace rlhf::test {
 
 // max |a - b| over all elements, in float64.
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+  // On the CPU: one side may come from the device the suite runs on, the other from a file.
+  return (a.detach().to(torch::kCPU, torch::kDouble) - b.detach().to(torch::kCPU, torch::kDouble)).abs().max().item<double>();
 }
 
 }  // namespace rlhf::test

@@ -65,8 +65,9 @@ Losses record_losses(const DpoConfig& cfg, bool kto, DpoLoss kind, const std::ve
   out.metrics.add("rewards/rejected", rejected_r.sum().item<double>(), n);
   out.metrics.add("rewards/accuracies", (chosen_r > rejected_r).to(torch::kFloat).sum().item<double>(), n);
   out.metrics.add("rewards/margins", (chosen_r - rejected_r).sum().item<double>(), n);
-  out.metrics.add("logps/chosen", pol_sum.index_select(0, B).detach().sum().item<double>(), n);
-  out.metrics.add("logps/rejected", pol_sum.index_select(0, W).detach().sum().item<double>(), n);
+  // pol_sum lives on the CPU (metrics only): index it with CPU copies of the pair indices.
+  out.metrics.add("logps/chosen", pol_sum.index_select(0, B.cpu()).sum().item<double>(), n);
+  out.metrics.add("logps/rejected", pol_sum.index_select(0, W.cpu()).sum().item<double>(), n);
   return out;
 }
 
