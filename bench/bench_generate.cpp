@@ -5,6 +5,7 @@
 //
 //   bench_generate [--arch gpt2] [--n-layer 6 --n-embd 512 --n-head 8 | --size 124m] [--batch 32]
 //                  [--prompt 16] [--new 128] [--dtype fp32|bf16] [--threads N] [--device cpu|cuda]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -70,7 +71,11 @@ int main(int argc, char** argv) {
   p.max_new_tokens = new_tokens;
   p.batch_rows = batch;
   p.sampling.temperature = 1.0f;
-  generate(*model, {prompts[0]}, p);  // warm-up
+  {  // warm-up at the measured batch size (CUDA loads or JIT-compiles kernels per shape on first use)
+    GenerateParams w = p;
+    w.max_new_tokens = std::min<int64_t>(8, new_tokens);
+    generate(*model, prompts, w);
+  }
   GenerateStats st;
   auto t0 = std::chrono::steady_clock::now();
   generate(*model, prompts, p, &st);

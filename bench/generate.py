@@ -50,7 +50,8 @@ def main():
     kw = dict(do_sample=True, temperature=1.0, top_k=0, max_new_tokens=a.new, min_new_tokens=a.new,
               pad_token_id=0, use_cache=True)
     with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
-        model.generate(ids[:1], attention_mask=mask[:1], **kw)  # warm-up
+        # Warm-up at the measured batch size (CUDA loads or JIT-compiles kernels per shape on first use).
+        model.generate(ids, attention_mask=mask, **dict(kw, max_new_tokens=min(8, a.new), min_new_tokens=min(8, a.new)))
         fwd_ends.clear()
         t0 = time.perf_counter()
         out = model.generate(ids, attention_mask=mask, **kw)

@@ -36,6 +36,11 @@ if [[ " $STAGES " == *" build "* ]]; then
     cp -r build/tests/tokenizer_fixtures build-cuda/tests/
   fi
   build-cuda/rlhf env --device cuda 2>&1 | tee "$LOG/env.log"
+  # Which C++ runtime the programs load (a compiler outside /usr, e.g. /opt/gcc, brings a newer
+  # libstdc++ than the system's; CMakeLists.txt gives the programs its directory as run path).
+  { grep -m1 PRETTY_NAME /etc/os-release; "${CXX:-c++}" --version | head -n 1
+    readelf -d build-cuda/tests/rlhf_tests | grep -E 'NEEDED|RPATH|RUNPATH' | head -n 5
+    ldd build-cuda/tests/rlhf_tests | grep -E 'stdc\+\+|torch_cpu'; } 2>&1 | tee "$LOG/runtime.log"
 fi
 
 if [[ " $STAGES " == *" bench "* ]]; then

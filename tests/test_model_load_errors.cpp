@@ -248,5 +248,15 @@ TEST(EnvCli, ReportsTheAllocatorChoice) {
   EXPECT_NE(malloc_of("GLIBC_TUNABLES=glibc.malloc.arena_max=2 ").find("set by the user"), std::string::npos);
 }
 
+// `rlhf env` names the libstdc++ the loader picked (the one a crash in std::filesystem points at when
+// a compiler outside /usr brought a newer one).
+TEST(EnvCli, ReportsTheLoadedCxxRuntime) {
+  auto r = test::run_command(test::shell_quote(test::rlhf_bin()) + " env --json --size 64");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string lib = Json::parse(r.out).value("libstdcxx", std::string());
+  EXPECT_NE(lib.find("libstdc++"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(lib)) << lib;
+}
+
 }  // namespace
 }  // namespace rlhf

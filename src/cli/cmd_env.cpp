@@ -11,7 +11,7 @@ namespace rlhf::cli {
 Command add_env(CLI::App& root) {
   auto* app = root.add_subcommand("env", "Show threads, BLAS and its kernel, the allocator set-up (glibc mmap/trim "
                                          "thresholds raised at start-up; RLHF_MALLOC=default keeps glibc's defaults), "
-                                         "CPU ISA, libtorch, device, and measured fp32/bf16 matmul GFLOP/s");
+                                         "CPU ISA, libtorch and the libstdc++ loaded, device, and measured fp32/bf16 matmul GFLOP/s");
   auto json = std::make_shared<bool>(false);
   auto size = std::make_shared<int>(1024);
   app->add_flag("--json", *json, "print one JSON object");
@@ -30,6 +30,7 @@ Command add_env(CLI::App& root) {
                       {"blas_note", rt.blas_note},
                       {"malloc", rt.malloc},
                       {"libtorch", rt.torch_version},
+                      {"libstdcxx", rt.libstdcxx},
                       {"device", rt.device},
                       {"dtype", rt.dtype},
                       {"matmul_n", *size},
@@ -46,6 +47,7 @@ Command add_env(CLI::App& root) {
                         rt.blas_note.empty() ? "" : "  ", rt.blas_note.c_str());
             std::printf("malloc       %s\n", rt.malloc.c_str());
             std::printf("libtorch     %s\n", rt.torch_version.c_str());
+            std::printf("libstdc++    %s\n", rt.libstdcxx.empty() ? "(linked statically)" : rt.libstdcxx.c_str());
             std::printf("device       %s\n", rt.device.c_str());
             std::printf("dtype        %s\n", rt.dtype.c_str());
             std::printf("matmul %d^3  fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", *size, f32, b16);

@@ -1,8 +1,10 @@
 #include "core/runtime.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <ATen/autocast_mode.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <sys/syscall.h>
 #include <torch/version.h>
 #include <unistd.h>
@@ -61,8 +63,27 @@ std::string blas_library_name() {
   if (auto cfg = blas_fn<char* (*)()>("openblas_get_config")) return std::string(cfg());
   if (path.find("mkl") != std::string::npos) return "MKL (" + path + ")";
   if (path.find("blis") != std::string::npos) return "BLIS (" + path + ")";
+  // PyTorch's own builds (pip wheels) link MKL statically into libtorch_cpu; the build config says so.
+  if (at::show_config().find("BLAS_INFO=mkl") != std::string::npos)
+    return "MKL (linked into libtorch" + (path.empty() ? std::string() : ": " + path) + ")";
   if (!path.empty()) return "reference BLAS? (" + path + ")";
   return "none found";
+}
+
+// The file of the first loaded shared object whose name contains `needle` ("" if none).
+std::string loaded_library(const char* needle) {
+  std::pair<const char*, std::string> q{needle, ""};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        auto* q = static_cast<std::pair<const char*, std::string>*>(data);
+        if (info->dlpi_name && std::strstr(info->dlpi_name, q->first)) {
+          q->second = info->dlpi_name;
+          return 1;
+        }
+        return 0;
+      },
+      &q);
+  return q.second;
 }
 
 }  // namespace
@@ -136,6 +157,7 @@ void init_runtime(const RuntimeOptions& opts) {
   RuntimeInfo info;
   info.isa = cpu.best_isa();
   info.torch_version = TORCH_VERSION;
+  info.libstdcxx = loaded_library("libstdc++");
 
   // Threads: libtorch (OpenMP) and OpenBLAS share the count.
   int cores = usable_cores();

@@ -23,6 +23,7 @@ struct RuntimeInfo {
   std::string device = "cpu";
   std::string dtype = "fp32";
   std::string torch_version;
+  std::string libstdcxx;     // the libstdc++ the loader picked (a mismatch with the compiler's breaks std::filesystem)
   std::string summary() const;  // one line
 };
 

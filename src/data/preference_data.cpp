@@ -66,7 +66,9 @@ std::vector<PreferencePair> pairs_from_ranks(const std::vector<int>& ranks) {
   return out;
 }
 
-namespace {
+// Named (not anonymous): PreferenceParser::Impl below holds a Builder, and a class with external
+// linkage may not have a member of an internal-linkage type (GCC -Wsubobject-linkage).
+namespace preference_detail {
 
 // A prompt: text, or a conversation.
 struct Prompt {
@@ -257,7 +259,8 @@ PreferenceExample parse_record(const Json& j, const std::string& where, Builder&
   return ex;
 }
 
-}  // namespace
+}  // namespace preference_detail
+using namespace preference_detail;
 
 struct PreferenceParser::Impl {
   Impl(const Tokenizer& tok, const PreferenceDataOptions& o) : opts(o), builder(tok, opts, stats) {}

@@ -48,6 +48,7 @@ Transformer load_policy(const std::string& dir) {
 
 // Everything evaluation needs besides the policy under test.
 struct Judge {
+  explicit Judge(const EvalConfig& c) : cfg(c) {}
   const EvalConfig& cfg;
   std::shared_ptr<Tokenizer> tok;
   std::vector<PromptRecord> prompts;
@@ -237,7 +238,7 @@ Json run_eval(const EvalConfig& cfg) {
              "\" is not among the --policy names; add --policy ", cfg.reference, "=DIR or set --reference");
   ensure_directory(cfg.out);
 
-  Judge J{cfg};
+  Judge J(cfg);
   J.ref = load_policy(ref_dir);
   J.tok = Tokenizer::load(cfg.tokenizer.empty() ? ref_dir : cfg.tokenizer);
   RLHF_CHECK(J.tok->vocab_size() <= J.ref->config().vocab_size, cfg.tokenizer.empty() ? ref_dir : cfg.tokenizer,
