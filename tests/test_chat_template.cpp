@@ -113,6 +113,7 @@ const KnownCase kKnown[] = {
     {"qwen2", ChatFamily::chatml, "You are a helpful assistant.", false},
     {"qwen2_5", ChatFamily::chatml, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.", false},
     {"llama3", ChatFamily::llama3, "", false},
+    {"llama3_1", ChatFamily::llama31, "", false},
     {"llama2", ChatFamily::llama2, "", false},
     {"mistral_v0_1", ChatFamily::mistral, "", true},
     {"mistral", ChatFamily::mistral, "", false},
@@ -179,6 +180,7 @@ TEST(ChatTemplateRecognise, JinjaOfANamedTemplateIsRecognisedAsIt) {
   // The official sources are byte for byte the reference files.
   EXPECT_EQ(ChatTemplate::named("chatml", "", "").jinja(), read_template("chatml"));
   EXPECT_EQ(ChatTemplate::named("llama3", "", "").jinja(), read_template("llama3"));
+  EXPECT_EQ(ChatTemplate::named("llama3.1", "", "").jinja(), read_template("llama3_1"));
   EXPECT_EQ(ChatTemplate::named("llama2", "", "").jinja(), read_template("llama2"));
   EXPECT_EQ(ChatTemplate::named("mistral", "", "").jinja(), read_template("mistral"));
   EXPECT_EQ(ChatTemplate::named("zephyr", "", "").jinja(), read_template("zephyr"));
@@ -200,7 +202,7 @@ TEST(ChatTemplateRecognise, JinjaOfANamedTemplateIsRecognisedAsIt) {
 }
 
 TEST(ChatTemplateRecognise, OtherTemplatesAreRefusedWithTheFix) {
-  // Llama 3.1's template: a dated system header rlhf does not render.
+  // A cut-down Llama 3.1 template (no system message, no generation prompt) is not Llama 3.1's.
   std::string llama31 =
       "{{- bos_token }}{%- if not date_string is defined %}{%- set date_string = \"26 Jul 2024\" %}{%- endif %}"
       "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}{{- \"Cutting Knowledge Date: December 2023\\n\" }}"
@@ -218,7 +220,7 @@ TEST(ChatTemplateRecognise, OtherTemplatesAreRefusedWithTheFix) {
   chatml.replace(chatml.find("message['role']"), 15, "message['role'] + message['name']");
   expect_error([&] { ChatTemplate::recognise(chatml, "", ""); }, {"ChatML", "--chat-template chatml"});
   expect_error([&] { ChatTemplate::recognise("{{ messages }}", "", ""); },
-               {"chatml, llama3, llama2, mistral, zephyr, plain"});
+               {"chatml, llama3, llama3.1, llama2, mistral, zephyr, plain"});
   expect_error([&] { ChatTemplate::named("vicuna", "", ""); }, {"unknown chat template \"vicuna\"", "chatml"});
 }
 
@@ -263,8 +265,8 @@ TEST(ChatTemplateRender, SpansPerFamily) {
     const char* name;
     std::string first_span;  // of {system, user "Q", assistant "  A "}
   };
-  const Case cases[] = {{"chatml", "  A <|im_end|>"}, {"llama3", "A<|eot_id|>"}, {"llama2", "A </s>"},
-                        {"zephyr", "  A </s>"},        {"plain", "  A </s>"}};
+  const Case cases[] = {{"chatml", "  A <|im_end|>"}, {"llama3", "A<|eot_id|>"}, {"llama3.1", "A<|eot_id|>"},
+                        {"llama2", "A </s>"},          {"zephyr", "  A </s>"},   {"plain", "  A </s>"}};
   for (const Case& c : cases) {
     RenderedChat r = ChatTemplate::named(c.name, "<s>", "</s>").render({sys("S"), usr("Q"), bot("  A ")});
     ASSERT_EQ(r.assistant_spans.size(), 1u) << c.name;
@@ -273,6 +275,15 @@ TEST(ChatTemplateRender, SpansPerFamily) {
   RenderedChat m = ChatTemplate::named("mistral", "<s>", "</s>").render({usr("Q"), bot("A"), usr("R"), bot("B")});
   EXPECT_EQ(m.text, "<s>[INST] Q [/INST]A</s>[INST] R [/INST]B</s>");
   EXPECT_EQ(span_text(m, 1), "B</s>");
+  // Llama 3.1: the dated system header comes first, with or without a system message (stripped).
+  ChatTemplate l31 = ChatTemplate::named("llama3.1", "<|begin_of_text|>", "<|eot_id|>");
+  const std::string head = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+                           "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
+  EXPECT_EQ(l31.render({sys(" Be brief.\n"), usr("Q"), bot("A")}).text,
+            head + "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|>"
+                   "<|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|>");
+  EXPECT_EQ(l31.render({usr("Q")}, true).text, head + "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|>"
+                                                      "<|start_header_id|>assistant<|end_header_id|>\n\n");
   RenderedChat p = ChatTemplate::named("plain", "", "<|endoftext|>").render({usr("Q"), bot("A")}, true);
   EXPECT_EQ(p.text, "User: Q\nAssistant: A<|endoftext|>\nAssistant:");
 }
@@ -293,8 +304,8 @@ TEST(ChatTemplateRender, RefusesWhatTheOfficialTemplatesRefuse) {
     expect_error([&] { t.render({}, false, "x.jsonl:1"); }, {"x.jsonl:1: ", "no messages"}, name.c_str());
     expect_error([&] { t.render({usr("bad \xff byte")}); }, {"message 0 (user)", "not valid UTF-8"}, name.c_str());
   }
-  // Orders that ChatML, Llama 3, Zephyr and plain render as they come.
-  for (const char* name : {"chatml", "llama3", "zephyr", "plain"})
+  // Orders that ChatML, Llama 3 / 3.1, Zephyr and plain render as they come.
+  for (const char* name : {"chatml", "llama3", "llama3.1", "zephyr", "plain"})
     EXPECT_NO_THROW(ChatTemplate::named(name, "<s>", "</s>").render({bot("a"), sys("b"), usr("c"), usr("d")}));
 }
 
@@ -385,7 +396,7 @@ std::vector<ChatMessage> conversation(const Json& fx, int index, size_t n) {
 // The ids of the marker that ends an answer.
 int64_t end_marker(const Tokenizer& tok, ChatFamily family) {
   if (family == ChatFamily::chatml) return *tok.token_to_id("<|im_end|>");
-  if (family == ChatFamily::llama3) return *tok.token_to_id("<|eot_id|>");
+  if (family == ChatFamily::llama3 || family == ChatFamily::llama31) return *tok.token_to_id("<|eot_id|>");
   return tok.eos_id();
 }
 
@@ -413,7 +424,7 @@ void for_each_case(const Json& fx, const CaseFn& fn) {
 TEST(ChatTemplateReference, RecognisedFromTokenizerConfig) {
   REQUIRE_FIXTURES();
   for_each_case(*fx, [&](const std::string& name, const Json& info, const Tokenizer& tok, const ChatTemplate& t) {
-    const char* families[] = {"chatml", "llama3", "llama2", "mistral", "zephyr", "plain"};
+    const char* families[] = {"chatml", "llama3", "llama3.1", "llama2", "mistral", "zephyr", "plain"};
     EXPECT_EQ(families[int(t.format().family)], info["family"].get<std::string>()) << name;
     EXPECT_EQ(t.format().default_system, info.value("default_system", "")) << name;
     EXPECT_EQ(t.format().space_after_eos, info.value("space_after_eos", false)) << name;
@@ -472,6 +483,7 @@ TEST(ChatTemplateReference, BosAndEosNeitherDoubledNorMissing) {
       std::string what = name + " conversation " + std::to_string(c);
       switch (family) {
         case ChatFamily::llama3:
+        case ChatFamily::llama31:
         case ChatFamily::mistral:
           EXPECT_EQ(n_bos, 1u) << what;
           EXPECT_EQ(ids.at(0), bos) << what;

@@ -78,6 +78,7 @@ const char* family_name(ChatFamily f) {
   switch (f) {
     case ChatFamily::chatml: return "chatml";
     case ChatFamily::llama3: return "llama3";
+    case ChatFamily::llama31: return "llama3.1";
     case ChatFamily::llama2: return "llama2";
     case ChatFamily::mistral: return "mistral";
     case ChatFamily::zephyr: return "zephyr";
@@ -136,9 +137,17 @@ void render_chatml(const ChatFormat& f, const std::vector<ChatMessage>& m, bool 
   if (gen) out.add("<|im_start|>assistant\n");
 }
 
+// Llama 3 and 3.1: header, stripped content, <|eot_id|> per message. Llama 3.1 first writes a system
+// header with the cut-off and the date, taking the first message's content when it is a system one.
 void render_llama3(const ChatFormat& f, const std::vector<ChatMessage>& m, bool gen, ChatText& out) {
-  for (size_t i = 0; i < m.size(); ++i) {
-    std::string header = (i == 0 ? f.bos_token : std::string()) + "<|start_header_id|>" +
+  size_t first = 0;
+  if (f.family == ChatFamily::llama31) {
+    first = m[0].role == ChatRole::system ? 1 : 0;
+    out.add(f.bos_token + "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n" +
+            "Today Date: 26 Jul 2024\n\n" + (first ? python_strip(m[0].content) : std::string()) + "<|eot_id|>");
+  }
+  for (size_t i = first; i < m.size(); ++i) {
+    std::string header = (i == 0 && f.family == ChatFamily::llama3 ? f.bos_token : std::string()) + "<|start_header_id|>" +
                          chat_role_name(m[i].role) + "<|end_header_id|>\n\n";
     std::string body = python_strip(m[i].content) + "<|eot_id|>";
     if (m[i].role == ChatRole::assistant) out.assistant(header, body, "");
@@ -237,7 +246,7 @@ std::vector<ChatMessage> parse_chat_messages(const Json& j, const std::string& w
 // ---- ChatTemplate ----------------------------------------------------------------------------------
 
 const std::vector<std::string>& ChatTemplate::names() {
-  static const std::vector<std::string> all = {"chatml", "llama3", "llama2", "mistral", "zephyr", "plain"};
+  static const std::vector<std::string> all = {"chatml", "llama3", "llama3.1", "llama2", "mistral", "zephyr", "plain"};
   return all;
 }
 
@@ -275,7 +284,7 @@ ChatTemplate ChatTemplate::recognise(std::string_view jinja, std::string bos_tok
 ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tok, std::string_view name) {
   if (name.empty())
     RLHF_CHECK(!tok.chat_template().empty(), "the tokenizer has no chat_template (tokenizer_config.json); pass "
-               "--chat-template NAME (chatml, llama3, llama2, mistral, zephyr; plain for base models)");
+               "--chat-template NAME (chatml, llama3, llama3.1, llama2, mistral, zephyr; plain for base models)");
   ChatTemplate t = name.empty() ? recognise(tok.chat_template(), tok.bos_token(), tok.eos_token())
                                 : named(name, tok.bos_token(), tok.eos_token());
   t.check_tokenizer(tok);
@@ -287,15 +296,16 @@ ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tok, std::string_view 
 void ChatTemplate::check_tokenizer(const Tokenizer& tok) const {
   const ChatFamily f = format_.family;
   const char* name = family_name(f);
-  bool needs_bos = f == ChatFamily::llama3 || f == ChatFamily::llama2 || f == ChatFamily::mistral;
-  bool needs_eos = f != ChatFamily::chatml && f != ChatFamily::llama3;
+  const bool llama3 = f == ChatFamily::llama3 || f == ChatFamily::llama31;
+  bool needs_bos = llama3 || f == ChatFamily::llama2 || f == ChatFamily::mistral;
+  bool needs_eos = f != ChatFamily::chatml && !llama3;
   RLHF_CHECK(!needs_bos || tok.bos_id() >= 0, "chat template ", name, " writes the BOS token, but the tokenizer "
              "has no bos_token (tokenizer_config.json); add it there, or choose another template");
   RLHF_CHECK(!needs_eos || tok.eos_id() >= 0, "chat template ", name, " ends each answer with the EOS token, but "
              "the tokenizer has no eos_token (tokenizer_config.json); add it there, or choose another template");
   std::vector<std::string> markers;
   if (f == ChatFamily::chatml) markers = {"<|im_start|>", "<|im_end|>"};
-  if (f == ChatFamily::llama3) markers = {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
+  if (llama3) markers = {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
   if (needs_bos) markers.push_back(format_.bos_token);
   if (needs_eos) markers.push_back(format_.eos_token);
   for (const std::string& marker : markers)
@@ -310,7 +320,8 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages, bool
   ChatText out;
   switch (format_.family) {
     case ChatFamily::chatml: render_chatml(format_, messages, add_generation_prompt, out); break;
-    case ChatFamily::llama3: render_llama3(format_, messages, add_generation_prompt, out); break;
+    case ChatFamily::llama3:
+    case ChatFamily::llama31: render_llama3(format_, messages, add_generation_prompt, out); break;
     case ChatFamily::llama2: render_llama2(format_, messages, out); break;
     case ChatFamily::mistral: render_mistral(format_, messages, out); break;
     case ChatFamily::zephyr: render_zephyr(format_, messages, add_generation_prompt, out); break;

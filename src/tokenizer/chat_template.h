@@ -1,6 +1,6 @@
 // Chat templates: the text a chat model was trained on for a conversation of system / user /
 // assistant messages, for the template families in common use (ChatML with Qwen2 / Qwen2.5's default
-// system prompt, Llama 3, Llama 2 [INST] with <<SYS>>, Mistral [INST], Zephyr) and `plain` for base
+// system prompt, Llama 3, Llama 3.1, Llama 2 [INST] with <<SYS>>, Mistral [INST], Zephyr) and `plain` for base
 // models; the byte spans of that text which SFT trains on; and its tokenisation, once, as a whole.
 //
 // Rendering equals Hugging Face's apply_chat_template(..., tokenize=False) with the official
@@ -38,7 +38,9 @@ std::vector<ChatMessage> parse_chat_messages(const Json& j, const std::string& w
 // one), then a system message as content + "\n\n", a user message as "User: " + content + "\n", an
 // assistant message as "Assistant: " + content + eos_token + "\n"; the generation prompt is
 // "Assistant:", without the space, which stays in the answer's first token as BPE vocabularies expect.
-enum class ChatFamily { chatml, llama3, llama2, mistral, zephyr, plain };
+// llama31 is Llama 3's format behind a system header that always states the knowledge cut-off and
+// the date: "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" + the system message.
+enum class ChatFamily { chatml, llama3, llama31, llama2, mistral, zephyr, plain };
 
 // Everything that decides the rendered text.
 struct ChatFormat {
@@ -83,7 +85,7 @@ struct ChatTokens {
 
 class ChatTemplate {
  public:
-  // The names --chat-template takes: chatml, llama3, llama2, mistral, zephyr, plain.
+  // The names --chat-template takes: chatml, llama3, llama3.1, llama2, mistral, zephyr, plain.
   static const std::vector<std::string>& names();
 
   // The template for a tokenizer: the named one, or (name empty) the one its tokenizer_config.json's

@@ -41,6 +41,8 @@ TEMPLATES = {
                 {"family": "chatml", "default_system": QWEN_DEFAULT}),
     "llama3": ("llama3", "llama3", {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
                {"family": "llama3"}),
+    "llama3_1": ("llama3_1", "llama3", {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
+                 {"family": "llama3.1"}),
     "llama2": ("llama2", "llama_legacy", {}, {"family": "llama2"}),
     "llama2_spm": ("llama2", "llama_spm", {}, {"family": "llama2"}),
     "mistral_v0_1": ("mistral_v0_1", "llama_legacy", {}, {"family": "mistral", "space_after_eos": True}),
