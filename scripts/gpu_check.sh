@@ -57,6 +57,17 @@ if [[ " $STAGES " == *" test "* ]]; then
   RLHF_TEST_DEVICE=cuda timeout "$left" ctest --test-dir build-cuda -j "${GPU_TEST_JOBS:-16}" --timeout 240 \
     --output-on-failure >"$LOG/ctest.log" 2>&1 || status=1
   echo "passed: $(grep -cE 'Test +#[0-9]+: .* Passed' "$LOG/ctest.log")"
+  # A crash gets a backtrace: the first test that died, once more under a debugger (the GPU
+  # machines have cuda-gdb, which also debugs host code, and no gdb).
+  crashed=$(sed -nE 's/.*Test +#[0-9]+: ([^ ]+) .*(SegFault|Subprocess aborted).*/\1/p' "$LOG/ctest.log" | head -n 1)
+  dbg=$(command -v gdb || command -v cuda-gdb || true)
+  if [ -n "$crashed" ] && [ -n "$dbg" ]; then
+    say "backtrace of $crashed"
+    RLHF_TEST_DEVICE=cuda timeout 120 "$dbg" -batch -ex run -ex bt -ex "info sharedlibrary" \
+      --args build-cuda/tests/rlhf_tests --gtest_filter="$crashed" >"$LOG/backtrace.log" 2>&1
+    grep -E '^#[0-9]+ ' "$LOG/backtrace.log" | head -n 25
+    grep -E 'libstdc|torch_cpu' "$LOG/backtrace.log" | head -n 5
+  fi
   grep -E 'tests passed|\*\*\*|Total Test time' "$LOG/ctest.log" | tail -n 60
 fi
 

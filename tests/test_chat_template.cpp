@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -114,6 +115,7 @@ const KnownCase kKnown[] = {
     {"qwen2_5", ChatFamily::chatml, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.", false},
     {"llama3", ChatFamily::llama3, "", false},
     {"llama3_1", ChatFamily::llama31, "", false},
+    {"llama3_2", ChatFamily::llama32, "", false},
     {"llama2", ChatFamily::llama2, "", false},
     {"mistral_v0_1", ChatFamily::mistral, "", true},
     {"mistral", ChatFamily::mistral, "", false},
@@ -181,6 +183,7 @@ TEST(ChatTemplateRecognise, JinjaOfANamedTemplateIsRecognisedAsIt) {
   EXPECT_EQ(ChatTemplate::named("chatml", "", "").jinja(), read_template("chatml"));
   EXPECT_EQ(ChatTemplate::named("llama3", "", "").jinja(), read_template("llama3"));
   EXPECT_EQ(ChatTemplate::named("llama3.1", "", "").jinja(), read_template("llama3_1"));
+  EXPECT_EQ(ChatTemplate::named("llama3.2", "", "").jinja(), read_template("llama3_2"));
   EXPECT_EQ(ChatTemplate::named("llama2", "", "").jinja(), read_template("llama2"));
   EXPECT_EQ(ChatTemplate::named("mistral", "", "").jinja(), read_template("mistral"));
   EXPECT_EQ(ChatTemplate::named("zephyr", "", "").jinja(), read_template("zephyr"));
@@ -220,7 +223,7 @@ TEST(ChatTemplateRecognise, OtherTemplatesAreRefusedWithTheFix) {
   chatml.replace(chatml.find("message['role']"), 15, "message['role'] + message['name']");
   expect_error([&] { ChatTemplate::recognise(chatml, "", ""); }, {"ChatML", "--chat-template chatml"});
   expect_error([&] { ChatTemplate::recognise("{{ messages }}", "", ""); },
-               {"chatml, llama3, llama3.1, llama2, mistral, zephyr, plain"});
+               {"chatml, llama3, llama3.1, llama3.2, llama2, mistral, zephyr, plain"});
   expect_error([&] { ChatTemplate::named("vicuna", "", ""); }, {"unknown chat template \"vicuna\"", "chatml"});
 }
 
@@ -284,6 +287,18 @@ TEST(ChatTemplateRender, SpansPerFamily) {
                    "<|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|>");
   EXPECT_EQ(l31.render({usr("Q")}, true).text, head + "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|>"
                                                       "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  // Llama 3.2: today's date (local time, "%d %b %Y" in the C locale), unless one is given.
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char today[32];
+  std::strftime(today, sizeof today, "%d %b %Y", &tm);
+  ChatTemplate l32 = ChatTemplate::named("llama3.2", "<|begin_of_text|>", "<|eot_id|>");
+  std::string dated = l32.render({usr("Q")}).text;
+  EXPECT_NE(dated.find(std::string("\nToday Date: ") + today + "\n\n<|eot_id|>"), std::string::npos) << dated;
+  ChatFormat fixed = l32.format();
+  fixed.date = "01 Jan 2025";
+  EXPECT_NE(ChatTemplate(fixed).render({usr("Q")}).text.find("Today Date: 01 Jan 2025\n"), std::string::npos);
   RenderedChat p = ChatTemplate::named("plain", "", "<|endoftext|>").render({usr("Q"), bot("A")}, true);
   EXPECT_EQ(p.text, "User: Q\nAssistant: A<|endoftext|>\nAssistant:");
 }
@@ -305,7 +320,7 @@ TEST(ChatTemplateRender, RefusesWhatTheOfficialTemplatesRefuse) {
     expect_error([&] { t.render({usr("bad \xff byte")}); }, {"message 0 (user)", "not valid UTF-8"}, name.c_str());
   }
   // Orders that ChatML, Llama 3 / 3.1, Zephyr and plain render as they come.
-  for (const char* name : {"chatml", "llama3", "llama3.1", "zephyr", "plain"})
+  for (const char* name : {"chatml", "llama3", "llama3.1", "llama3.2", "zephyr", "plain"})
     EXPECT_NO_THROW(ChatTemplate::named(name, "<s>", "</s>").render({bot("a"), sys("b"), usr("c"), usr("d")}));
 }
 
@@ -396,7 +411,8 @@ std::vector<ChatMessage> conversation(const Json& fx, int index, size_t n) {
 // The ids of the marker that ends an answer.
 int64_t end_marker(const Tokenizer& tok, ChatFamily family) {
   if (family == ChatFamily::chatml) return *tok.token_to_id("<|im_end|>");
-  if (family == ChatFamily::llama3 || family == ChatFamily::llama31) return *tok.token_to_id("<|eot_id|>");
+  if (family == ChatFamily::llama3 || family == ChatFamily::llama31 || family == ChatFamily::llama32)
+    return *tok.token_to_id("<|eot_id|>");
   return tok.eos_id();
 }
 
@@ -417,6 +433,11 @@ void for_each_case(const Json& fx, const CaseFn& fn) {
       continue;
     }
     ChatTemplate t = ChatTemplate::for_tokenizer(*tok);
+    if (info.contains("date_string")) {  // Llama 3.2's clock date, as it was when the fixtures were made
+      ChatFormat f = t.format();
+      f.date = info["date_string"].get<std::string>();
+      t = ChatTemplate(f);
+    }
     fn(name, info, *tok, t);
   }
 }
@@ -424,7 +445,7 @@ void for_each_case(const Json& fx, const CaseFn& fn) {
 TEST(ChatTemplateReference, RecognisedFromTokenizerConfig) {
   REQUIRE_FIXTURES();
   for_each_case(*fx, [&](const std::string& name, const Json& info, const Tokenizer& tok, const ChatTemplate& t) {
-    const char* families[] = {"chatml", "llama3", "llama3.1", "llama2", "mistral", "zephyr", "plain"};
+    const char* families[] = {"chatml", "llama3", "llama3.1", "llama3.2", "llama2", "mistral", "zephyr", "plain"};
     EXPECT_EQ(families[int(t.format().family)], info["family"].get<std::string>()) << name;
     EXPECT_EQ(t.format().default_system, info.value("default_system", "")) << name;
     EXPECT_EQ(t.format().space_after_eos, info.value("space_after_eos", false)) << name;
@@ -484,6 +505,7 @@ TEST(ChatTemplateReference, BosAndEosNeitherDoubledNorMissing) {
       switch (family) {
         case ChatFamily::llama3:
         case ChatFamily::llama31:
+        case ChatFamily::llama32:
         case ChatFamily::mistral:
           EXPECT_EQ(n_bos, 1u) << what;
           EXPECT_EQ(ids.at(0), bos) << what;

@@ -21,7 +21,7 @@ const Json& reference() {
   static Json j = [] {
     TempDir tmp;
     auto out = (tmp / "losses.json").string();
-    auto r = run_command("/usr/bin/python3 " + std::string(RLHF_SOURCE_DIR) + "/tests/ref/ref_losses.py --out " + out);
+    auto r = run_command(std::string(RLHF_REF_PYTHON) + " " + std::string(RLHF_SOURCE_DIR) + "/tests/ref/ref_losses.py --out " + out);
     if (r.exit_code != 0) throw std::runtime_error("tests/ref/ref_losses.py failed: " + r.err);
     return read_json_file(out);
   }();

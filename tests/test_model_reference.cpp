@@ -37,7 +37,7 @@ const Json* ref_case(const std::string& name) {
   const Json& m = manifest();
   if (m.is_null()) {
     ADD_FAILURE() << "reference fixtures missing: " << (ref_dir() / "manifest.json").string()
-                  << " does not exist. Run the tests through ctest (fixture ref_models), or: /usr/bin/python3 "
+                  << " does not exist. Run the tests through ctest (fixture ref_models), or: " RLHF_REF_PYTHON " "
                   << RLHF_SOURCE_DIR << "/tests/ref/ref_models.py --out " << ref_dir().string();
     return nullptr;
   }

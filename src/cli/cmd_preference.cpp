@@ -31,7 +31,7 @@ void add_data_options(CLI::App* app, std::string& data, std::string& eval_data, 
       ->capture_default_str();
   app->add_option("--prompt-truncation", o.prompt_truncation, "keep_start | keep_end of an over-long prompt")
       ->capture_default_str();
-  app->add_option("--chat-template", o.chat_template, "for message-list data: chatml | llama3 | llama3.1 | llama2 | mistral | zephyr | plain");
+  app->add_option("--chat-template", o.chat_template, "for message-list data: chatml | llama3 | llama3.1 | llama3.2 | llama2 | mistral | zephyr | plain");
   app->add_flag("--skip-bad-lines", o.skip_bad_lines, "skip malformed lines (counted) instead of stopping");
 }
 

@@ -4,6 +4,8 @@
 #include "tokenizer/chat_template.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
 
 #include "core/error.h"
 #include "tokenizer/chat_template_known.h"
@@ -79,6 +81,7 @@ const char* family_name(ChatFamily f) {
     case ChatFamily::chatml: return "chatml";
     case ChatFamily::llama3: return "llama3";
     case ChatFamily::llama31: return "llama3.1";
+    case ChatFamily::llama32: return "llama3.2";
     case ChatFamily::llama2: return "llama2";
     case ChatFamily::mistral: return "mistral";
     case ChatFamily::zephyr: return "zephyr";
@@ -137,14 +140,27 @@ void render_chatml(const ChatFormat& f, const std::vector<ChatMessage>& m, bool 
   if (gen) out.add("<|im_start|>assistant\n");
 }
 
-// Llama 3 and 3.1: header, stripped content, <|eot_id|> per message. Llama 3.1 first writes a system
-// header with the cut-off and the date, taking the first message's content when it is a system one.
+// Today's local date as Python's strftime("%d %b %Y") writes it in the C locale ("05 Mar 2025").
+std::string today_dmy() {
+  static const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%02d %s %04d", tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900);
+  return buf;
+}
+
+// Llama 3, 3.1 and 3.2: header, stripped content, <|eot_id|> per message. 3.1 and 3.2 first write a
+// system header with the cut-off and the date, taking the first message's content when it is a
+// system one.
 void render_llama3(const ChatFormat& f, const std::vector<ChatMessage>& m, bool gen, ChatText& out) {
   size_t first = 0;
-  if (f.family == ChatFamily::llama31) {
+  if (f.family != ChatFamily::llama3) {
+    std::string date = !f.date.empty() ? f.date : f.family == ChatFamily::llama32 ? today_dmy() : "26 Jul 2024";
     first = m[0].role == ChatRole::system ? 1 : 0;
     out.add(f.bos_token + "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n" +
-            "Today Date: 26 Jul 2024\n\n" + (first ? python_strip(m[0].content) : std::string()) + "<|eot_id|>");
+            "Today Date: " + date + "\n\n" + (first ? python_strip(m[0].content) : std::string()) + "<|eot_id|>");
   }
   for (size_t i = first; i < m.size(); ++i) {
     std::string header = (i == 0 && f.family == ChatFamily::llama3 ? f.bos_token : std::string()) + "<|start_header_id|>" +
@@ -246,7 +262,8 @@ std::vector<ChatMessage> parse_chat_messages(const Json& j, const std::string& w
 // ---- ChatTemplate ----------------------------------------------------------------------------------
 
 const std::vector<std::string>& ChatTemplate::names() {
-  static const std::vector<std::string> all = {"chatml", "llama3", "llama3.1", "llama2", "mistral", "zephyr", "plain"};
+  static const std::vector<std::string> all = {"chatml", "llama3", "llama3.1", "llama3.2", "llama2",
+                                                      "mistral", "zephyr", "plain"};
   return all;
 }
 
@@ -284,7 +301,7 @@ ChatTemplate ChatTemplate::recognise(std::string_view jinja, std::string bos_tok
 ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tok, std::string_view name) {
   if (name.empty())
     RLHF_CHECK(!tok.chat_template().empty(), "the tokenizer has no chat_template (tokenizer_config.json); pass "
-               "--chat-template NAME (chatml, llama3, llama3.1, llama2, mistral, zephyr; plain for base models)");
+               "--chat-template NAME (chatml, llama3, llama3.1, llama3.2, llama2, mistral, zephyr; plain for base models)");
   ChatTemplate t = name.empty() ? recognise(tok.chat_template(), tok.bos_token(), tok.eos_token())
                                 : named(name, tok.bos_token(), tok.eos_token());
   t.check_tokenizer(tok);
@@ -296,7 +313,7 @@ ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tok, std::string_view 
 void ChatTemplate::check_tokenizer(const Tokenizer& tok) const {
   const ChatFamily f = format_.family;
   const char* name = family_name(f);
-  const bool llama3 = f == ChatFamily::llama3 || f == ChatFamily::llama31;
+  const bool llama3 = f == ChatFamily::llama3 || f == ChatFamily::llama31 || f == ChatFamily::llama32;
   bool needs_bos = llama3 || f == ChatFamily::llama2 || f == ChatFamily::mistral;
   bool needs_eos = f != ChatFamily::chatml && !llama3;
   RLHF_CHECK(!needs_bos || tok.bos_id() >= 0, "chat template ", name, " writes the BOS token, but the tokenizer "
@@ -321,7 +338,8 @@ RenderedChat ChatTemplate::render(const std::vector<ChatMessage>& messages, bool
   switch (format_.family) {
     case ChatFamily::chatml: render_chatml(format_, messages, add_generation_prompt, out); break;
     case ChatFamily::llama3:
-    case ChatFamily::llama31: render_llama3(format_, messages, add_generation_prompt, out); break;
+    case ChatFamily::llama31:
+    case ChatFamily::llama32: render_llama3(format_, messages, add_generation_prompt, out); break;
     case ChatFamily::llama2: render_llama2(format_, messages, out); break;
     case ChatFamily::mistral: render_mistral(format_, messages, out); break;
     case ChatFamily::zephyr: render_zephyr(format_, messages, add_generation_prompt, out); break;

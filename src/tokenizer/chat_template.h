@@ -1,6 +1,6 @@
 // Chat templates: the text a chat model was trained on for a conversation of system / user /
 // assistant messages, for the template families in common use (ChatML with Qwen2 / Qwen2.5's default
-// system prompt, Llama 3, Llama 3.1, Llama 2 [INST] with <<SYS>>, Mistral [INST], Zephyr) and `plain` for base
+// system prompt, Llama 3, Llama 3.1 / 3.2, Llama 2 [INST] with <<SYS>>, Mistral [INST], Zephyr) and `plain` for base
 // models; the byte spans of that text which SFT trains on; and its tokenisation, once, as a whole.
 //
 // Rendering equals Hugging Face's apply_chat_template(..., tokenize=False) with the official
@@ -39,14 +39,17 @@ std::vector<ChatMessage> parse_chat_messages(const Json& j, const std::string& w
 // assistant message as "Assistant: " + content + eos_token + "\n"; the generation prompt is
 // "Assistant:", without the space, which stays in the answer's first token as BPE vocabularies expect.
 // llama31 is Llama 3's format behind a system header that always states the knowledge cut-off and
-// the date: "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" + the system message.
-enum class ChatFamily { chatml, llama3, llama31, llama2, mistral, zephyr, plain };
+// the date: "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" + the system message;
+// llama32 the same with today's date (local time, as transformers' strftime_now gives it).
+enum class ChatFamily { chatml, llama3, llama31, llama32, llama2, mistral, zephyr, plain };
 
 // Everything that decides the rendered text.
 struct ChatFormat {
   ChatFamily family = ChatFamily::chatml;
   std::string default_system;        // chatml: the system prompt when the conversation has none ("" = none)
   bool space_after_eos = false;      // mistral: Mistral-7B-Instruct-v0.1 writes "</s> " after each answer
+  std::string date;                  // llama31 / llama32: the "Today Date" ("" = 26 Jul 2024 / today), as
+                                     // apply_chat_template's date_string
   std::string bos_token, eos_token;  // the tokenizer's, which the templates write as text
   bool operator==(const ChatFormat&) const = default;
 };
@@ -85,7 +88,7 @@ struct ChatTokens {
 
 class ChatTemplate {
  public:
-  // The names --chat-template takes: chatml, llama3, llama3.1, llama2, mistral, zephyr, plain.
+  // The names --chat-template takes: chatml, llama3, llama3.1, llama3.2, llama2, mistral, zephyr, plain.
   static const std::vector<std::string>& names();
 
   // The template for a tokenizer: the named one, or (name empty) the one its tokenizer_config.json's

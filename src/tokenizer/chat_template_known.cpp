@@ -196,6 +196,103 @@ constexpr std::string_view kLlama31 = R"J({{- bos_token }}
 {%- endif %}
 )J";
 
+// meta-llama/Llama-3.2-*-Instruct: Llama 3.1's format, with "Today Date" from the clock (strftime_now)
+// unless the caller passes date_string.
+constexpr std::string_view kLlama32 = R"J({{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- if strftime_now is defined %}
+        {%- set date_string = strftime_now("%d %b %Y") %}
+    {%- else %}
+        {%- set date_string = "26 Jul 2024" %}
+    {%- endif %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message #}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\n" }}
+{{- "Today Date: " + date_string + "\n\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\n\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\n\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("This model only supports single tool-calls at once!") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+        {{- '{"name": "' + tool_call.name + '", ' }}
+        {{- '"parameters": ' }}
+        {{- tool_call.arguments | tojson }}
+        {{- "}" }}
+        {{- "<|eot_id|>" }}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\n\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+)J";
+
 // meta-llama/Llama-2-*-chat-hf.
 constexpr std::string_view kLlama2 = R"J({% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %})J";
 
@@ -240,6 +337,7 @@ const std::vector<OfficialTemplate>& official_templates() {
       {"Qwen2.5-Instruct", ChatFamily::chatml, false, kQwen25},
       {"Meta-Llama-3-Instruct", ChatFamily::llama3, false, kLlama3},
       {"Llama-3.1-Instruct", ChatFamily::llama31, false, kLlama31},
+      {"Llama-3.2-Instruct", ChatFamily::llama32, false, kLlama32},
       {"Llama-2-chat", ChatFamily::llama2, false, kLlama2},
       {"Mistral-7B-Instruct-v0.1", ChatFamily::mistral, true, kMistralV01},
       {"Mistral-7B-Instruct-v0.2 / Mixtral-8x7B-Instruct-v0.1", ChatFamily::mistral, false, kMistral},
@@ -344,6 +442,7 @@ std::string official_chat_template(const ChatFormat& format) {
       return format.default_system.empty() ? std::string(kChatml) : fill_holes(kQwen2, format.default_system);
     case ChatFamily::llama3: return std::string(kLlama3);
     case ChatFamily::llama31: return std::string(kLlama31);
+    case ChatFamily::llama32: return std::string(kLlama32);
     case ChatFamily::llama2: return std::string(kLlama2);
     case ChatFamily::mistral: return std::string(format.space_after_eos ? kMistralV01 : kMistral);
     case ChatFamily::zephyr: return std::string(kZephyr);
@@ -355,9 +454,9 @@ std::string official_chat_template(const ChatFormat& format) {
 std::string chat_template_hint(std::string_view jinja) {
   auto has = [&](std::string_view marker) { return jinja.find(marker) != std::string_view::npos; };
   if (has("<|start_header_id|>"))
-    return "it looks like Llama 3's format, but it is neither Meta-Llama-3-Instruct's nor Llama-3.1-Instruct's "
-           "template (Llama 3.2's takes its \"Today Date\" from the clock); --chat-template llama3.1 renders "
-           "Llama 3.1's dated system header, llama3 the Llama 3 format without it";
+    return "it looks like Llama 3's format, but it is not the official template of Llama 3, 3.1 or 3.2; "
+           "--chat-template llama3.1 renders Llama 3.1's dated system header (llama3.2: dated today), llama3 "
+           "the Llama 3 format without it";
   if (has("<|im_start|>"))
     return "it looks like ChatML; --chat-template chatml renders ChatML (without a default system prompt)";
   if (has("[INST]"))

@@ -43,6 +43,10 @@ TEMPLATES = {
                {"family": "llama3"}),
     "llama3_1": ("llama3_1", "llama3", {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
                  {"family": "llama3.1"}),
+    # Llama 3.2 dates its system header from the clock; a fixed date_string keeps the fixtures stable
+    # (rlhf's renderer is given the same date by the test).
+    "llama3_2": ("llama3_2", "llama3", {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
+                 {"family": "llama3.2", "date_string": "14 Mar 2025"}),
     "llama2": ("llama2", "llama_legacy", {}, {"family": "llama2"}),
     "llama2_spm": ("llama2", "llama_spm", {}, {"family": "llama2"}),
     "mistral_v0_1": ("mistral_v0_1", "llama_legacy", {}, {"family": "mistral", "space_after_eos": True}),
@@ -241,11 +245,11 @@ def make_tokenizers(out, train):
             "llama_metaspace": save_llama(False), "llama_spm": save_spm}
 
 
-def render(tok, messages, gen):
+def render(tok, messages, gen, **extra):
     """What apply_chat_template gives: {"text", "ids"} or {"error"}."""
     try:
-        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
-        ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=gen)
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen, **extra)
+        ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=gen, **extra)
     except Exception as e:  # jinja2's TemplateError from raise_exception, or an undefined value
         return {"error": f"{type(e).__name__}: {e}"}
     return {"text": text, "ids": list(ids)}
@@ -269,7 +273,8 @@ def build(out):
         for ci, (_, messages) in enumerate(CONVERSATIONS):
             for n in range(1, len(messages) + 1):
                 for gen in (False, True):
-                    r = render(tok, messages[:n], gen)
+                    extra = {"date_string": recognised["date_string"]} if "date_string" in recognised else {}
+                    r = render(tok, messages[:n], gen, **extra)
                     r.update(template=case, conversation=ci, messages=n, add_generation_prompt=gen)
                     expected["renders"].append(r)
     with open(os.path.join(out, "expected.json"), "w", encoding="utf-8") as f:
