@@ -44,17 +44,17 @@ def main():
         ids = torch.tensor([s + [pad] * (n - len(s)) for s, _ in seqs])
         att = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s, _ in seqs])
         mask = torch.tensor([[0] * p + [1] * (len(s) - p) + [0] * (n - len(s)) for s, p in seqs])
-        return ids, att, mask
+        return ids.to(a.dev), att.to(a.dev), mask.to(a.dev)
 
     def seq_logps(m, ids, att, mask):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=(a.dtype == "bf16")):
+        with torch.autocast(a.dev.type, dtype=torch.bfloat16, enabled=(a.dtype == "bf16")):
             logits = m(input_ids=ids, attention_mask=att).logits
         lp = torch.gather(logits[:, :-1].float().log_softmax(-1), 2, ids[:, 1:].unsqueeze(2)).squeeze(2)
         lp = (lp * mask[:, 1:]).sum(1)
         return lp[:a.batch], lp[a.batch:]
 
     torch.manual_seed(42)
-    model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32).to(a.dev)
     ref = None
     if a.lora:
         model = add_lora(model, a)
@@ -73,6 +73,8 @@ def main():
     collated = [collate(b) for b in batches]
     t0 = time.perf_counter()
     cached = [ref_logps(b) for b in collated] if a.reference == "cached" else None
+    if a.dev.type == "cuda":
+        torch.cuda.synchronize(a.dev)
     precompute_s = time.perf_counter() - t0
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -88,7 +90,7 @@ def main():
         if s > 0:
             total_t += el
     print(json.dumps({"impl": "pytorch-python", "threads": torch.get_num_threads(), "dtype": a.dtype, "lora": a.lora,
-                      "reference": a.reference, "tokens_per_step": int(collated[1][1].sum()),
+                      "reference": a.reference, "device": a.device, "tokens_per_step": int(collated[1][1].sum()),
                       "pairs_per_s": round(a.batch * a.steps / total_t, 3), "precompute_s": round(precompute_s, 2)}))
 
 

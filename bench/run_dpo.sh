@@ -8,6 +8,7 @@
 #   bench/run_dpo.sh [BUILD_DIR]
 # Settings (environment, space-separated lists where plural):
 #   SIZE=124m  REFS="cached online"  LORA="off on"  DTYPES=fp32  THREADS=2  STEPS=3  BATCH=4  SEQ=256
+#   DEVICE=cpu (cuda: both sides on the GPU; peak RSS is then host memory only)
 #   RLHF_PYTHON=.venv/bin/python (made by scripts/setup_venv.sh); VERBOSE=1 also prints the raw JSON.
 # Quick check: SIZE=tiny SEQ=128 STEPS=2 bench/run_dpo.sh
 # Prints the machine, then one line per configuration: pairs/s of the optimizer steps after the
@@ -25,6 +26,7 @@ THREADS=${THREADS:-2}
 STEPS=${STEPS:-3}
 BATCH=${BATCH:-4}
 SEQ=${SEQ:-256}
+DEVICE=${DEVICE:-cpu}
 
 BENCH_TARGET=rlhf
 # shellcheck source=bench/lib.sh
@@ -39,12 +41,12 @@ for dtype in $DTYPES; do
       flag=()
       [ "$lora" = on ] && flag=(--lora)
       rm -rf "$OUTD/dpo"
-      measured ours m_ours "${PIN[@]}" "$BUILD/rlhf" -q --threads "$THREADS" --dtype "$dtype" dpo --model "$WS/model" \
+      measured ours m_ours "${PIN[@]}" "$BUILD/rlhf" -q --threads "$THREADS" --device "$DEVICE" --dtype "$dtype" dpo --model "$WS/model" \
         --data "$OUTD/pairs.jsonl" --out "$OUTD/dpo" --max-steps $((STEPS + 1)) --batch-size "$BATCH" \
         --max-length "$SEQ" --lr 1e-6 --beta 0.1 --reference "$ref" "${flag[@]}"
       measured theirs m_theirs "${ENVP[@]}" "${PIN[@]}" "$PY" bench/dpo_step.py --model "$WS/model" \
         --data "$OUTD/pairs.jsonl" --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr 1e-6 --beta 0.1 \
-        --reference "$ref" --dtype "$dtype" --threads "$THREADS" "${flag[@]}"
+        --reference "$ref" --dtype "$dtype" --threads "$THREADS" --device "$DEVICE" "${flag[@]}"
       if [ "${VERBOSE:-0}" = 1 ]; then echo "$m_ours"; echo "$theirs"; echo "$m_theirs"; fi
       "$PY" - "$OUTD/dpo/metrics.jsonl" "$m_ours" "$theirs" "$m_theirs" "$dtype" "$lora" "$ref" "$BATCH" <<'PYEOF'
 import json, sys

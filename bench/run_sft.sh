@@ -6,6 +6,7 @@
 #   bench/run_sft.sh [BUILD_DIR]
 # Settings (environment, space-separated lists where plural):
 #   SIZE=124m  DTYPES="fp32 bf16"  LORA="off on"  THREADS=2  STEPS=4  BATCH=4  SEQ=256
+#   DEVICE=cpu (cuda: both sides on the GPU; peak RSS is then host memory only)
 #   RLHF_PYTHON=.venv/bin/python (made by scripts/setup_venv.sh); VERBOSE=1 also prints the raw JSON.
 # Quick check: SIZE=tiny SEQ=64 STEPS=2 bench/run_sft.sh
 # Prints the machine, then one line per configuration: tokens/s of the optimizer steps after the
@@ -22,6 +23,7 @@ THREADS=${THREADS:-2}
 STEPS=${STEPS:-4}
 BATCH=${BATCH:-4}
 SEQ=${SEQ:-256}
+DEVICE=${DEVICE:-cpu}
 
 BENCH_TARGET=rlhf
 # shellcheck source=bench/lib.sh
@@ -33,11 +35,11 @@ for dtype in $DTYPES; do
     flag=()
     [ "$lora" = on ] && flag=(--lora)
     rm -rf "$OUTD/sft"
-    measured ours m_ours "${PIN[@]}" "$BUILD/rlhf" -q --threads "$THREADS" --dtype "$dtype" sft --model "$WS/model" \
+    measured ours m_ours "${PIN[@]}" "$BUILD/rlhf" -q --threads "$THREADS" --device "$DEVICE" --dtype "$dtype" sft --model "$WS/model" \
       --data "$WS/sft.jsonl" --out "$OUTD/sft" --max-steps $((STEPS + 1)) --batch-size "$BATCH" --max-length "$SEQ" \
       --lr 2e-5 "${flag[@]}"
     measured theirs m_theirs "${ENVP[@]}" "${PIN[@]}" "$PY" bench/sft_step.py --model "$WS/model" --data "$WS/sft.jsonl" \
-      --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr 2e-5 --dtype "$dtype" --threads "$THREADS" "${flag[@]}"
+      --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr 2e-5 --dtype "$dtype" --threads "$THREADS" --device "$DEVICE" "${flag[@]}"
     if [ "${VERBOSE:-0}" = 1 ]; then echo "$m_ours"; echo "$theirs"; echo "$m_theirs"; fi
     "$PY" - "$OUTD/sft/metrics.jsonl" "$m_ours" "$theirs" "$m_theirs" "$dtype" "$lora" <<'PYEOF'
 import json, sys

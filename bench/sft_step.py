@@ -43,13 +43,15 @@ def update(loss, params, opt, sched, step, t0):
     opt.step()
     sched.step()
     opt.zero_grad(set_to_none=True)
+    if loss.is_cuda:
+        torch.cuda.synchronize(loss.device)  # kernels run asynchronously: wait before reading the clock
     el = time.perf_counter() - t0
     print(f"step {step}: {el:.3f}s loss {loss.item():.4f}", file=sys.stderr)
     return el
 
 
 def parse_args(steps, lr, extra=None):
-    """The options both trainer twins take (plus `extra(parser)`'s); applies --threads."""
+    """The options both trainer twins take (plus `extra(parser)`'s); applies --threads; a.dev is the device."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True)
@@ -60,11 +62,13 @@ def parse_args(steps, lr, extra=None):
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
     if extra:
         extra(ap)
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    a.dev = torch.device(a.device)
     return a
 
 
@@ -81,7 +85,7 @@ def main():
             labels = [-100] * min(n_prompt, len(ids)) + ids[n_prompt:]
             rows.append((ids, labels))
     torch.manual_seed(42)
-    model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32).to(a.dev)
     if a.lora:
         model = add_lora(model, a)
     model.train()
@@ -95,8 +99,9 @@ def main():
         ids = torch.tensor([r[0] + [eos] * (n - len(r[0])) for r in batch])
         labels = torch.tensor([r[1] + [-100] * (n - len(r[1])) for r in batch])
         att = torch.tensor([[1] * len(r[0]) + [0] * (n - len(r[0])) for r in batch])
+        ids, labels, att = ids.to(a.dev), labels.to(a.dev), att.to(a.dev)
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=(a.dtype == "bf16")):
+        with torch.autocast(a.dev.type, dtype=torch.bfloat16, enabled=(a.dtype == "bf16")):
             logits = model(input_ids=ids, attention_mask=att).logits
         loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)),
                                                  labels[:, 1:].reshape(-1), ignore_index=-100)
@@ -105,7 +110,7 @@ def main():
             total_t += el
             total_tok += int(att.sum())
     print(json.dumps({"impl": "pytorch-python", "threads": torch.get_num_threads(), "dtype": a.dtype, "lora": a.lora,
-                      "tokens_per_step": total_tok // a.steps, "tokens_per_s": round(total_tok / total_t, 2)}))
+                      "device": a.device, "tokens_per_step": total_tok // a.steps, "tokens_per_s": round(total_tok / total_t, 2)}))
 
 
 if __name__ == "__main__":

@@ -164,6 +164,7 @@ void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::opt
     int64_t step_tokens = int64_t(m.sum("num_tokens"));
     st.num_tokens += step_tokens;
     tokens_since += step_tokens;
+    synchronize_device();  // the optimizer's kernels may still run on a GPU
     double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     // 3. metrics, evaluation, checkpoints
