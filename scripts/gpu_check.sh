@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, run on a machine with a CUDA build of PyTorch (its libtorch), CMake and ninja but
 # none of our Debian packages (carry third_party/carry, made by scripts/gpu_carry.sh):
-# builds against that libtorch, runs the test suite with every test on the GPU (RLHF_TEST_DEVICE),
-# the train-step, generation, SFT and DPO benchmarks with both sides on the GPU, then the test suite.
+# builds against that libtorch, runs the train-step, generation, SFT and DPO benchmarks with both
+# sides on the GPU, then the test suite with every test on the GPU (RLHF_TEST_DEVICE).
 #   scripts/gpu_check.sh [LOG_DIR]      (stages: GPU_STAGES="build bench test")
 # Each stage's log goes to LOG_DIR (default build-cuda/logs); a stage's failure is reported and
 # the next stage still runs when it can.
