@@ -10,7 +10,7 @@ Models: policy = AutoModelForCausalLM(--policy); reference = a second copy (with
 with its adapters disabled); critic = AutoModelForSequenceClassification(--reward, num_labels=1),
 value per token = score(last hidden state) (TRL initialises the critic from the reward model);
 reward model = another copy of --reward, scored at the last real token of prompt + response.
-Fp32 weights; bf16 = torch.autocast("cpu", bfloat16) around the forward passes.
+Fp32 weights; bf16 = torch.autocast(device, bfloat16) around the forward passes; --device cuda runs on a GPU.
 --lora: PEFT LoRA (r 16, alpha 32, dropout 0.05, c_attn/c_proj/c_fc, fan_in_fan_out) on the policy
 and, as `rlhf ppo --lora` does, on the critic (whose score head stays trainable); --full-critic
 trains the whole critic instead, as TRL's PPOTrainer does with a peft_config. As in rlhf, the LoRA
@@ -79,17 +79,20 @@ def main():
     ap.add_argument("--kl-coef", type=float, default=0.05)
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--full-critic", action="store_true", help="with --lora: train all critic weights (TRL)")
     ap.add_argument("--seed", type=int, default=42)
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     B, T = a.rollout_batch, a.max_new_tokens
     assert B % a.mini_batches == 0, "--rollout-batch must divide into --mini-batches"
     temperature, cliprange, cliprange_value, vf_coef, gamma, lam, max_grad_norm = 1.0, 0.2, 0.2, 0.1, 1.0, 0.95, 1.0
-    amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.dtype == "bf16" else contextlib.nullcontext
+    amp = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if a.dtype == "bf16" else contextlib.nullcontext
 
     # tokenizer, prompts (the first B, left-padded; the same batch every iteration)
     tok = Tokenizer.from_file(os.path.join(a.policy, "tokenizer.json"))
@@ -109,6 +112,7 @@ def main():
     for i, x in enumerate(ids):
         queries[i, P - len(x):] = torch.tensor(x)
         qmask[i, P - len(x):] = 1
+    queries, qmask = queries.to(dev), qmask.to(dev)
 
     # models (fp32 weights); TRL disables dropout in all four (disable_dropout_in_model)
     def no_dropout(m):
@@ -117,9 +121,9 @@ def main():
                 mod.p = 0.0
         return m
 
-    policy = no_dropout(AutoModelForCausalLM.from_pretrained(a.policy, torch_dtype=torch.float32))
-    critic = no_dropout(AutoModelForSequenceClassification.from_pretrained(a.reward, num_labels=1, torch_dtype=torch.float32))
-    reward_model = no_dropout(AutoModelForSequenceClassification.from_pretrained(a.reward, num_labels=1, torch_dtype=torch.float32))
+    policy = no_dropout(AutoModelForCausalLM.from_pretrained(a.policy, torch_dtype=torch.float32)).to(dev)
+    critic = no_dropout(AutoModelForSequenceClassification.from_pretrained(a.reward, num_labels=1, torch_dtype=torch.float32)).to(dev)
+    reward_model = no_dropout(AutoModelForSequenceClassification.from_pretrained(a.reward, num_labels=1, torch_dtype=torch.float32)).to(dev)
     reward_model.eval().requires_grad_(False)
     critic_backbone = getattr(critic, critic.base_model_prefix)  # TRL's PolicyAndValueWrapper.critic_backbone
     if a.lora:
@@ -135,7 +139,7 @@ def main():
             get_peft_model(critic, lora_cfg(None))  # injects adapters into critic in place, freezes the rest
             critic.score.weight.requires_grad_(True)
     else:
-        ref_policy = no_dropout(AutoModelForCausalLM.from_pretrained(a.policy, torch_dtype=torch.float32))
+        ref_policy = no_dropout(AutoModelForCausalLM.from_pretrained(a.policy, torch_dtype=torch.float32)).to(dev)
         ref_policy.eval().requires_grad_(False)
     params = [p for p in list(policy.parameters()) + list(critic.parameters()) if p.requires_grad]
     n_train = sum(p.numel() for p in params)
@@ -171,13 +175,14 @@ def main():
             logprobs = response_logprobs(torch.stack(out.scores, 1), resp)
             del out
             # truncate after the first EOS (kept); pad after it
-            idx = torch.arange(R).unsqueeze(0)
+            idx = torch.arange(R, device=dev).unsqueeze(0)
             is_eos = resp == eos
-            first_eos = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full((B,), R - 1))
+            first_eos = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full((B,), R - 1, device=dev))
             mask = idx <= first_eos.unsqueeze(1)  # real response tokens
             resp = resp.masked_fill(~mask, pad)
             qr = torch.cat([queries, resp], 1)
             attn = torch.cat([qmask, mask.long()], 1)
+        sync()
         t1 = time.perf_counter()
 
         # ---- (b) reference log-probs, values, scores; (c) rewards, advantages -------------------
@@ -193,14 +198,14 @@ def main():
                 values = critic_scores(critic, critic_backbone, qr, attn)[:, P - 1:-1].float()
                 seq_end = P + mask.sum(1) - 1  # last real token of prompt + response
                 scores = critic_scores(reward_model, getattr(reward_model, reward_model.base_model_prefix),
-                                       qr, attn)[torch.arange(B), seq_end].float()
+                                       qr, attn)[torch.arange(B, device=dev), seq_end].float()
             maskf = mask.float()
             logprobs = logprobs.masked_fill(~mask, INVALID_LOGPROB)
             ref_logprobs = ref_logprobs.masked_fill(~mask, INVALID_LOGPROB)
             values = values.masked_fill(~mask, 0)
             kl = logprobs - ref_logprobs
             rewards = -a.kl_coef * kl
-            rewards[torch.arange(B), mask.sum(1) - 1] += scores
+            rewards[torch.arange(B, device=dev), mask.sum(1) - 1] += scores
             lastgaelam, adv_rev = 0, []
             for t in reversed(range(R)):
                 nextvalues = values[:, t + 1] if t < R - 1 else 0.0
@@ -210,6 +215,7 @@ def main():
             advantages = torch.stack(adv_rev[::-1], 1)
             returns = advantages + values
             advantages = masked_whiten(advantages, maskf).masked_fill(~mask, 0)
+        sync()
         t2 = time.perf_counter()
 
         # ---- (d) PPO epochs x mini-batches --------------------------------------------------------
@@ -218,7 +224,7 @@ def main():
         mb_size = B // a.mini_batches
         stats = []
         for _ in range(a.ppo_epochs):
-            perm = torch.randperm(B)
+            perm = torch.randperm(B).to(dev)
             for s in range(0, B, mb_size):
                 mb = perm[s:s + mb_size]
                 m, mf = mask[mb], maskf[mb]
@@ -248,6 +254,7 @@ def main():
                                   0.5 * masked_mean((new_logprobs - logprobs[mb]) ** 2, mf).item()])
                 del out, logits, loss
         scheduler.step()
+        sync()
         t3 = time.perf_counter()
         n_tok = int(mask.sum())
         times.append((t1 - t0, t2 - t1, t3 - t2))
@@ -261,7 +268,7 @@ def main():
     tl = lengths[1:] or lengths
     g, s, t = (sum(x[k] for x in timed) / len(timed) for k in range(3))
     print(json.dumps({"impl": "pytorch-python", "threads": torch.get_num_threads(), "dtype": a.dtype, "lora": a.lora,
-                      "rollout_batch": B, "max_new_tokens": T, "prompt_length": P,
+                      "device": a.device, "rollout_batch": B, "max_new_tokens": T, "prompt_length": P,
                       "generated_tokens_per_iteration": sum(tl) / len(tl),
                       "mean_response_length": sum(tl) / len(tl) / B, "timed_iterations": len(timed),
                       "time_generate": g, "time_score": s, "time_train": t, "time_iteration": g + s + t}))

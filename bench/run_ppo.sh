@@ -12,6 +12,7 @@
 #   policy and the critic; the reference is the policy with its adapters off). SEQ is the
 #   workspace's data length (bench/make_data.py), which the reward model is trained from.
 #   Fixed on both sides: 4 PPO epochs, 1 mini-batch, lr 3e-6, kl-coef 0.05, seed 42.
+#   DEVICE=cpu (cuda: both sides on the GPU; peak RSS is then host memory only)
 #   RLHF_PYTHON=.venv/bin/python (made by scripts/setup_venv.sh); VERBOSE=1 also prints the raw JSON.
 # Quick check: SIZE=tiny ITERATIONS=2 BATCH=4 NEW=8 bench/run_ppo.sh
 # Prints the machine, then one line per configuration with both sides' seconds per iteration (mean
@@ -24,6 +25,7 @@ BUILD=${1:-build}
 PY=${RLHF_PYTHON:-.venv/bin/python}
 SIZE=${SIZE:-124m}
 THREADS=${THREADS:-2}
+DEVICE=${DEVICE:-cpu}
 ITERATIONS=${ITERATIONS:-3}
 BATCH=${BATCH:-16}
 NEW=${NEW:-32}
@@ -61,10 +63,10 @@ for dtype in $DTYPES; do
     out=$TMP/ppo-$dtype-$lora
     common=(--prompts "$TMP/prompts.jsonl" --iterations "$ITERATIONS" --rollout-batch "$BATCH" --max-new-tokens "$NEW"
       --ppo-epochs 4 --mini-batches 1 --lr 3e-6 --kl-coef 0.05 --seed 42 "${lflag[@]}")
-    measured ours m_ours "${PIN[@]}" "$BUILD/rlhf" -q --threads "$THREADS" --dtype "$dtype" ppo \
+    measured ours m_ours "${PIN[@]}" "$BUILD/rlhf" -q --threads "$THREADS" --device "$DEVICE" --dtype "$dtype" ppo \
       --policy "$WS/model" --reward "$WS/rm" --out "$out" "${common[@]}" --sample-every 0 --lr-schedule linear
     measured theirs m_theirs "${ENVP[@]}" "${PIN[@]}" "$PY" bench/ppo_step.py \
-      --policy "$WS/model" --reward "$WS/rm" "${common[@]}" --threads "$THREADS" --dtype "$dtype"
+      --policy "$WS/model" --reward "$WS/rm" "${common[@]}" --threads "$THREADS" --device "$DEVICE" --dtype "$dtype"
     if [ "${VERBOSE:-0}" = 1 ]; then echo "$m_ours"; echo "$theirs"; echo "$m_theirs"; fi
     "$PY" - "$out/metrics.jsonl" "$m_ours" "$theirs" "$m_theirs" "$SIZE" "$dtype" "$lora" "$THREADS" <<'PYEOF'
 import json, sys

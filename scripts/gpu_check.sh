@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, run on a machine with a CUDA build of PyTorch (its libtorch), CMake and ninja but
 # none of our Debian packages (carry third_party/carry, made by scripts/gpu_carry.sh):
-# builds against that libtorch, runs the train-step, generation, SFT and DPO benchmarks with both
+# builds against that libtorch, runs the train-step, generation, SFT, DPO and PPO benchmarks with both
 # sides on the GPU, then the test suite with every test on the GPU (RLHF_TEST_DEVICE).
 #   scripts/gpu_check.sh [LOG_DIR]      (stages: GPU_STAGES="build bench test")
 # Each stage's log goes to LOG_DIR (default build-cuda/logs); a stage's failure is reported and
@@ -50,11 +50,13 @@ if [[ " $STAGES " == *" bench "* ]]; then
     bench/run_train_step.sh build-cuda 2>&1 | tee "$LOG/bench_train_step.log" || status=1
   SIZES=124m BATCHES="1 32" DTYPES="fp32 bf16" NEW=128 \
     bench/run_generate.sh build-cuda 2>&1 | tee "$LOG/bench_generate.log" || status=1
-  if [ "${GPU_BENCH_TRAINERS:-1}" = 1 ]; then  # rlhf sft / dpo against their TRL-style twins
+  if [ "${GPU_BENCH_TRAINERS:-1}" = 1 ]; then  # rlhf sft / dpo / ppo against their TRL-style twins
     SIZE=124m DTYPES=bf16 LORA="off on" STEPS=6 BATCH=8 SEQ=512 \
       bench/run_sft.sh build-cuda 2>&1 | tee "$LOG/bench_sft.log" || status=1
     SIZE=124m DTYPES=bf16 LORA=off REFS="cached online" STEPS=6 BATCH=8 SEQ=512 \
       bench/run_dpo.sh build-cuda 2>&1 | tee "$LOG/bench_dpo.log" || status=1
+    SIZE=124m DTYPES=bf16 LORA=off ITERATIONS=3 BATCH=32 NEW=64 \
+      bench/run_ppo.sh build-cuda 2>&1 | tee "$LOG/bench_ppo.log" || status=1
   fi
 fi
 if [[ " $STAGES " == *" test "* ]]; then
