@@ -35,5 +35,7 @@ CMAKE
 cmake -S . -B build-libtorch2 -G Ninja -DTorch_DIR="$W/cmake" -DRLHF_PARSER_ASAN=OFF >/dev/null
 ninja -C build-libtorch2 rlhf rlhf_tests
 export LD_LIBRARY_PATH=$W/torch/lib:$CUDA_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-build-libtorch2/rlhf env
+build-libtorch2/rlhf env | tee "$W/env.txt"
+# PyTorch's builds link MKL into libtorch_cpu: rlhf must say so, not warn about a slow reference BLAS.
+grep -q '^blas *MKL (linked into libtorch' "$W/env.txt" || { echo "error: rlhf env did not report MKL" >&2; exit 1; }
 ctest --test-dir build-libtorch2 -j "$(nproc)" --output-on-failure "${@:2}"

@@ -258,5 +258,16 @@ TEST(EnvCli, ReportsTheLoadedCxxRuntime) {
   EXPECT_TRUE(std::filesystem::exists(lib)) << lib;
 }
 
+// RLHF_DEVICE is --device's default (what the CLI tests inherit under RLHF_TEST_DEVICE); the option wins.
+TEST(EnvCli, DeviceDefaultsToRlhfDevice) {
+  auto bin = test::shell_quote(test::rlhf_bin());
+  auto r = test::run_command("RLHF_DEVICE=tpu " + bin + " env --json --size 64");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--device 'tpu' is not known"), std::string::npos) << r.err;
+  r = test::run_command("RLHF_DEVICE=tpu " + bin + " --device cpu env --json --size 64");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Json::parse(r.out).value("device", std::string()), "cpu");
+}
+
 }  // namespace
 }  // namespace rlhf
