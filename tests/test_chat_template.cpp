@@ -411,8 +411,7 @@ std::vector<ChatMessage> conversation(const Json& fx, int index, size_t n) {
 // The ids of the marker that ends an answer.
 int64_t end_marker(const Tokenizer& tok, ChatFamily family) {
   if (family == ChatFamily::chatml) return *tok.token_to_id("<|im_end|>");
-  if (family == ChatFamily::llama3 || family == ChatFamily::llama31 || family == ChatFamily::llama32)
-    return *tok.token_to_id("<|eot_id|>");
+  if (is_llama3_family(family)) return *tok.token_to_id("<|eot_id|>");
   return tok.eos_id();
 }
 
@@ -445,8 +444,7 @@ void for_each_case(const Json& fx, const CaseFn& fn) {
 TEST(ChatTemplateReference, RecognisedFromTokenizerConfig) {
   REQUIRE_FIXTURES();
   for_each_case(*fx, [&](const std::string& name, const Json& info, const Tokenizer& tok, const ChatTemplate& t) {
-    const char* families[] = {"chatml", "llama3", "llama3.1", "llama3.2", "llama2", "mistral", "zephyr", "plain"};
-    EXPECT_EQ(families[int(t.format().family)], info["family"].get<std::string>()) << name;
+    EXPECT_EQ(ChatTemplate::names().at(size_t(t.format().family)), info["family"].get<std::string>()) << name;
     EXPECT_EQ(t.format().default_system, info.value("default_system", "")) << name;
     EXPECT_EQ(t.format().space_after_eos, info.value("space_after_eos", false)) << name;
     EXPECT_EQ(t.jinja(), test::read_bytes(template_dir() / info["jinja"].get<std::string>())) << name;

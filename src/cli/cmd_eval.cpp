@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "tokenizer/chat_template.h"
 #include "cli/common.h"
 #include "cli/config_file.h"
 #include "core/error.h"
@@ -29,7 +30,7 @@ Command add_eval(CLI::App& root) {
   app->add_option("--prompts", c->prompts, "JSONL prompts ({\"prompt\": text | [messages]})")->required();
   app->add_option("--tokenizer", c->tokenizer, "tokenizer (default: the reference policy's)");
   app->add_flag("!--no-chat", c->chat, "text prompts are raw text, not a user turn of the chat template");
-  app->add_option("--chat-template", c->chat_template, "chatml | llama3 | llama3.1 | llama3.2 | llama2 | mistral | zephyr | plain");
+  app->add_option("--chat-template", c->chat_template, ChatTemplate::name_list(" | "));
   app->add_option("--max-new-tokens", c->max_new_tokens, "response length limit")->capture_default_str();
   app->add_option("--temperature", c->temperature, "sampling temperature (KL estimates assume 1)")->capture_default_str();
   app->add_option("--seed", c->seed, "sampling seed (the same for every policy)")->capture_default_str();

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "tokenizer/chat_template.h"
 #include "cli/common.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -43,7 +44,7 @@ Command add_generate(CLI::App& root) {
   app->add_flag("--no-special-tokens", o->no_special, "do not add the tokenizer's BOS/special tokens to prompts");
   app->add_flag("--chat", o->chat, "render text prompts as a user turn of the chat template, ending in the assistant "
                                    "header (message-list prompts always are)");
-  app->add_option("--chat-template", o->chat_template, "chatml | llama3 | llama3.1 | llama3.2 | llama2 | mistral | zephyr | plain "
+  app->add_option("--chat-template", o->chat_template, ChatTemplate::name_list(" | ") + " "
                                                        "(default: the tokenizer's)");
   return {app, [o] {
             RLHF_CHECK(!o->prompt.empty() || !o->prompts.empty(), "give --prompt TEXT or --prompts FILE.jsonl");

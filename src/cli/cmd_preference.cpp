@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "tokenizer/chat_template.h"
 #include "cli/common.h"
 #include "cli/config_file.h"
 #include "core/log.h"
@@ -31,7 +32,7 @@ void add_data_options(CLI::App* app, std::string& data, std::string& eval_data, 
       ->capture_default_str();
   app->add_option("--prompt-truncation", o.prompt_truncation, "keep_start | keep_end of an over-long prompt")
       ->capture_default_str();
-  app->add_option("--chat-template", o.chat_template, "for message-list data: chatml | llama3 | llama3.1 | llama3.2 | llama2 | mistral | zephyr | plain");
+  app->add_option("--chat-template", o.chat_template, "for message-list data: " + ChatTemplate::name_list(" | "));
   app->add_flag("--skip-bad-lines", o.skip_bad_lines, "skip malformed lines (counted) instead of stopping");
 }
 

@@ -1,5 +1,6 @@
 // `rlhf sft`: supervised fine-tuning of a Hugging Face causal LM on JSONL data (full or LoRA).
 #include "cli/commands.h"
+#include "tokenizer/chat_template.h"
 #include "cli/common.h"
 #include "cli/config_file.h"
 #include "train/sft.h"
@@ -29,7 +30,7 @@ Command add_sft(CLI::App& root) {
        return true;
      }, "completion (prompt tokens masked) | all")->default_str("completion");
   app->add_option("--chat-template", c->data_opts.chat_template,
-                  "chatml | llama3 | llama3.1 | llama3.2 | llama2 | mistral | zephyr | plain (default: from tokenizer_config.json)");
+                  ChatTemplate::name_list(" | ") + " (default: from tokenizer_config.json)");
   app->add_flag("!--no-eos", c->data_opts.add_eos, "do not end text/completions with EOS");
   app->add_flag("--skip-bad-lines", c->data_opts.skip_bad_lines, "skip malformed lines (counted) instead of stopping");
   app->add_flag("--packing", c->packing, "pack short examples into full rows (attention stays within each example)");

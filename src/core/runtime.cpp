@@ -274,19 +274,18 @@ double measure_matmul_gflops(torch::ScalarType dtype, int n, double seconds) {
   torch::NoGradGuard ng;
   auto opt = torch::TensorOptions().dtype(dtype).device(g_device);
   auto a = torch::randn({n, n}, opt), b = torch::randn({n, n}, opt);
-  auto sync = synchronize_device;
   for (int i = 0; i < 2; ++i) torch::mm(a, b);
-  sync();
+  synchronize_device();
   int iters = 0;
   auto t0 = std::chrono::steady_clock::now();
   double el = 0;
   do {
     torch::mm(a, b);
     ++iters;
-    if (iters % 4 == 0) sync();
+    if (iters % 4 == 0) synchronize_device();
     el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   } while (el < seconds || iters < 3);
-  sync();
+  synchronize_device();
   el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return 2.0 * double(n) * n * n * iters / el / 1e9;
 }

@@ -76,19 +76,7 @@ class ChatText {
 
 // ---- what the official templates accept ----------------------------------------------------------
 
-const char* family_name(ChatFamily f) {
-  switch (f) {
-    case ChatFamily::chatml: return "chatml";
-    case ChatFamily::llama3: return "llama3";
-    case ChatFamily::llama31: return "llama3.1";
-    case ChatFamily::llama32: return "llama3.2";
-    case ChatFamily::llama2: return "llama2";
-    case ChatFamily::mistral: return "mistral";
-    case ChatFamily::zephyr: return "zephyr";
-    case ChatFamily::plain: return "plain";
-  }
-  return "?";
-}
+const char* family_name(ChatFamily f) { return ChatTemplate::names().at(size_t(f)).c_str(); }
 
 std::string message_at(const std::string& where, size_t i, ChatRole role) {
   return detail::cat(prefix(where), "message ", i, " (", chat_role_name(role), "): ");
@@ -267,6 +255,12 @@ const std::vector<std::string>& ChatTemplate::names() {
   return all;
 }
 
+std::string ChatTemplate::name_list(std::string_view separator) {
+  std::string list;
+  for (const auto& n : names()) list += (list.empty() ? "" : std::string(separator)) + n;
+  return list;
+}
+
 ChatTemplate::ChatTemplate(ChatFormat format, std::string origin) : format_(std::move(format)), origin_(std::move(origin)) {}
 
 ChatTemplate ChatTemplate::named(std::string_view name, std::string bos_token, std::string eos_token) {
@@ -275,9 +269,8 @@ ChatTemplate ChatTemplate::named(std::string_view name, std::string bos_token, s
   f.eos_token = std::move(eos_token);
   const auto& all = names();
   auto it = std::find(all.begin(), all.end(), name);
-  std::string list;
-  for (const auto& n : all) list += (list.empty() ? "" : ", ") + n;
-  RLHF_CHECK(it != all.end(), "unknown chat template \"", name, "\"; use one of ", list, " (plain suits base models)");
+  RLHF_CHECK(it != all.end(), "unknown chat template \"", name, "\"; use one of ", name_list(),
+             " (plain suits base models)");
   f.family = ChatFamily(it - all.begin());  // names() lists the families in enum order
   return ChatTemplate(std::move(f), "chosen by name");
 }
@@ -285,11 +278,10 @@ ChatTemplate ChatTemplate::named(std::string_view name, std::string bos_token, s
 ChatTemplate ChatTemplate::recognise(std::string_view jinja, std::string bos_token, std::string eos_token) {
   std::optional<RecognisedChatTemplate> r = recognise_chat_template(jinja);
   if (!r) {
-    std::string list, hint = chat_template_hint(jinja);
-    for (const auto& n : names()) list += (list.empty() ? "" : ", ") + n;
+    std::string hint = chat_template_hint(jinja);
     RLHF_FAIL("the tokenizer's chat_template (tokenizer_config.json) is not one of the official templates rlhf "
               "renders", hint.empty() ? "" : " (" + hint + ")", "; pass --chat-template NAME with NAME one of ",
-              list, " (plain suits base models)");
+              name_list(), " (plain suits base models)");
   }
   r->format.bos_token = std::move(bos_token);
   r->format.eos_token = std::move(eos_token);
@@ -301,7 +293,7 @@ ChatTemplate ChatTemplate::recognise(std::string_view jinja, std::string bos_tok
 ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tok, std::string_view name) {
   if (name.empty())
     RLHF_CHECK(!tok.chat_template().empty(), "the tokenizer has no chat_template (tokenizer_config.json); pass "
-               "--chat-template NAME (chatml, llama3, llama3.1, llama3.2, llama2, mistral, zephyr; plain for base models)");
+               "--chat-template NAME (", name_list(), "; plain suits base models)");
   ChatTemplate t = name.empty() ? recognise(tok.chat_template(), tok.bos_token(), tok.eos_token())
                                 : named(name, tok.bos_token(), tok.eos_token());
   t.check_tokenizer(tok);
@@ -313,7 +305,7 @@ ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tok, std::string_view 
 void ChatTemplate::check_tokenizer(const Tokenizer& tok) const {
   const ChatFamily f = format_.family;
   const char* name = family_name(f);
-  const bool llama3 = f == ChatFamily::llama3 || f == ChatFamily::llama31 || f == ChatFamily::llama32;
+  const bool llama3 = is_llama3_family(f);
   bool needs_bos = llama3 || f == ChatFamily::llama2 || f == ChatFamily::mistral;
   bool needs_eos = f != ChatFamily::chatml && !llama3;
   RLHF_CHECK(!needs_bos || tok.bos_id() >= 0, "chat template ", name, " writes the BOS token, but the tokenizer "

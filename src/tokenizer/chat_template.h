@@ -42,6 +42,10 @@ std::vector<ChatMessage> parse_chat_messages(const Json& j, const std::string& w
 // the date: "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" + the system message;
 // llama32 the same with today's date (local time, as transformers' strftime_now gives it).
 enum class ChatFamily { chatml, llama3, llama31, llama32, llama2, mistral, zephyr, plain };
+// Llama 3, 3.1 or 3.2: the same headers and <|eot_id|>, only the system header differs.
+inline bool is_llama3_family(ChatFamily f) {
+  return f == ChatFamily::llama3 || f == ChatFamily::llama31 || f == ChatFamily::llama32;
+}
 
 // Everything that decides the rendered text.
 struct ChatFormat {
@@ -88,8 +92,10 @@ struct ChatTokens {
 
 class ChatTemplate {
  public:
-  // The names --chat-template takes: chatml, llama3, llama3.1, llama3.2, llama2, mistral, zephyr, plain.
+  // The names --chat-template takes, in ChatFamily order: chatml, llama3, llama3.1, llama3.2, llama2,
+  // mistral, zephyr, plain; name_list joins them for help texts and error messages.
   static const std::vector<std::string>& names();
+  static std::string name_list(std::string_view separator = ", ");
 
   // The template for a tokenizer: the named one, or (name empty) the one its tokenizer_config.json's
   // chat_template is recognised as. Checks that the tokenizer has what the template needs (BOS / EOS,

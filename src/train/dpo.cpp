@@ -50,7 +50,9 @@ Losses record_losses(const DpoConfig& cfg, bool kto, DpoLoss kind, const std::ve
     return out;
   }
   FlatPairs fp = flatten_pairs(data, idx, f);
-  auto B = torch::tensor(fp.better).to(dev), W = torch::tensor(fp.worse).to(dev), own = torch::tensor(fp.owner).to(dev);
+  // Pair indices on the CPU for the metrics (pol_sum lives there), and on the loss's device.
+  auto B_cpu = torch::tensor(fp.better), W_cpu = torch::tensor(fp.worse);
+  auto B = B_cpu.to(dev), W = W_cpu.to(dev), own = torch::tensor(fp.owner).to(dev);
   auto pc = pol.index_select(0, B), pr = pol.index_select(0, W);
   auto rc = refd.index_select(0, B), rr = refd.index_select(0, W);
   auto loss = dpo_loss(kind, cfg.params, pc, pr, rc, rr);
@@ -65,9 +67,8 @@ Losses record_losses(const DpoConfig& cfg, bool kto, DpoLoss kind, const std::ve
   out.metrics.add("rewards/rejected", rejected_r.sum().item<double>(), n);
   out.metrics.add("rewards/accuracies", (chosen_r > rejected_r).to(torch::kFloat).sum().item<double>(), n);
   out.metrics.add("rewards/margins", (chosen_r - rejected_r).sum().item<double>(), n);
-  // pol_sum lives on the CPU (metrics only): index it with CPU copies of the pair indices.
-  out.metrics.add("logps/chosen", pol_sum.index_select(0, B.cpu()).sum().item<double>(), n);
-  out.metrics.add("logps/rejected", pol_sum.index_select(0, W.cpu()).sum().item<double>(), n);
+  out.metrics.add("logps/chosen", pol_sum.index_select(0, B_cpu).sum().item<double>(), n);
+  out.metrics.add("logps/rejected", pol_sum.index_select(0, W_cpu).sum().item<double>(), n);
   return out;
 }
 
