@@ -9,6 +9,7 @@
 #include "model/gpt2.h"
 #include "model/layers.h"
 #include "model/logprobs.h"
+#include "model/small_gemm.h"
 #include "model/transformer.h"
 #include "test_tensor_util.h"
 #include "test_util.h"
@@ -288,23 +289,95 @@ TEST_P(Forward, GradientsReachEveryParameter) {
   check_every_grad(*rm, GetParam() + " score head");
 }
 
-// dense() takes a gemv path for 1-4 rows without autograd: it must give what torch::linear gives, for
-// 2-D and 3-D inputs, with and without bias, on both sides of the row and size limits.
+// dense() takes the small-gemm kernel for 1-128 rows without autograd (and gemv where that kernel
+// is unavailable): it must give what torch::linear gives, for 2-D and 3-D inputs, with and without
+// bias, with input widths that are and are not a multiple of the kernel's 16 lanes, on both sides of
+// the row limit and with output counts that do not fill the kernel's 4-row tiles.
 TEST(ForwardHelpers, DenseEqualsLinear) {
   torch::manual_seed(5);
-  for (int64_t out : {7, 9000})
-    for (int64_t rows : {1, 2, 4, 5, 12}) {
-      auto w = torch::randn({out, 16}), b = torch::randn({out}), x = torch::randn({rows, 16});
-      for (bool grad : {false, true})
-        for (bool with_bias : {false, true}) {
-          torch::AutoGradMode mode(grad);
-          auto bias = with_bias ? b : torch::Tensor();
-          auto want = torch::linear(x, w, bias);
-          auto got = dense(x, w, bias);
-          ASSERT_EQ(got.sizes(), want.sizes());
-          EXPECT_LT(max_abs_diff(got, want), 1e-4) << out << " x " << rows << " rows, grad " << grad;
-          EXPECT_LT(max_abs_diff(dense(x.view({1, rows, 16}), w, bias), want.view({1, rows, out})), 1e-4);
+  for (int64_t in : {16, 37})
+    for (int64_t out : {7, 9000})
+      for (int64_t rows : {1, 2, 4, 5, 7, 12, 33, 128, 129}) {
+        auto w = torch::randn({out, in}), b = torch::randn({out}), x = torch::randn({rows, in});
+        for (bool grad : {false, true})
+          for (bool with_bias : {false, true}) {
+            torch::AutoGradMode mode(grad);
+            auto bias = with_bias ? b : torch::Tensor();
+            auto want = torch::linear(x, w, bias);
+            auto got = dense(x, w, bias);
+            ASSERT_EQ(got.sizes(), want.sizes());
+            EXPECT_LT(max_abs_diff(got, want), 1e-4) << in << " -> " << out << ", " << rows << " rows, grad " << grad;
+            EXPECT_LT(max_abs_diff(dense(x.view({1, rows, in}), w, bias), want.view({1, rows, out})), 1e-4);
+          }
+      }
+  // A strided input (a column slice) is made contiguous first.
+  torch::NoGradGuard ng;
+  auto w = torch::randn({40, 16}), x = torch::randn({6, 32}).narrow(1, 8, 16);
+  EXPECT_LT(max_abs_diff(dense(x, w), torch::linear(x, w)), 1e-4);
+}
+
+// The small-gemm kernels against a double-precision reference, with row strides larger than the
+// rows, every tile remainder (rows mod 6, outputs mod 4, width mod 16) and a sub-range of outputs.
+TEST(ForwardHelpers, SmallGemmKernels) {
+  torch::manual_seed(11);
+  auto opt = torch::TensorOptions().dtype(torch::kFloat);
+  for (int64_t M : {1, 5, 6, 13})
+    for (int64_t K : {3, 16, 45, 64})
+      for (int64_t N : {1, 6, 17}) {
+        auto x = torch::randn({M, K + 3}, opt), w = torch::randn({N, K + 5}, opt), bias = torch::randn({N}, opt);
+        auto y = torch::full({M, N + 2}, 7.0f, opt);
+        small_gemm_nt(x.data_ptr<float>(), K + 3, M, w.data_ptr<float>(), K + 5, K, bias.data_ptr<float>(),
+                      y.data_ptr<float>(), N + 2, 0, N);
+        auto xd = x.narrow(1, 0, K).to(torch::kDouble), wd = w.narrow(1, 0, K).to(torch::kDouble);
+        auto want = torch::linear(xd, wd, bias.to(torch::kDouble));
+        EXPECT_LT(max_abs_diff(y.narrow(1, 0, N).to(torch::kDouble), want), 1e-4) << "nt " << M << "x" << K << "x" << N;
+        EXPECT_TRUE(torch::equal(y.narrow(1, N, 2), torch::full({M, 2}, 7.0f, opt))) << "wrote past the outputs";
+        if (N >= 6) {  // only outputs [2, 5) of a fresh buffer
+          auto part = torch::zeros({M, N}, opt);
+          small_gemm_nt(x.data_ptr<float>(), K + 3, M, w.data_ptr<float>(), K + 5, K, nullptr, part.data_ptr<float>(), N,
+                        2, 5);
+          auto nob = torch::linear(xd, wd).to(torch::kFloat);
+          EXPECT_LT(max_abs_diff(part.narrow(1, 2, 3), nob.narrow(1, 2, 3)), 1e-4);
+          EXPECT_EQ(part.narrow(1, 0, 2).abs().sum().item<float>(), 0.0f);
+          EXPECT_EQ(part.narrow(1, 5, N - 5).abs().sum().item<float>(), 0.0f);
         }
+      }
+  for (int64_t M : {1, 3, 4, 9})
+    for (int64_t S : {1, 7, 40})
+      for (int64_t N : {8, 16, 64, 128, 144}) {  // 8 and 144: the portable loop; the rest: the AVX-512 kernel
+        auto p = torch::rand({M, S + 2}, opt), v = torch::randn({S, N + 4}, opt), y = torch::empty({M, N + 1}, opt);
+        small_gemm_nn(p.data_ptr<float>(), S + 2, M, S, v.data_ptr<float>(), N + 4, N, y.data_ptr<float>(), N + 1);
+        auto want = torch::matmul(p.narrow(1, 0, S).to(torch::kDouble), v.narrow(1, 0, N).to(torch::kDouble));
+        EXPECT_LT(max_abs_diff(y.narrow(1, 0, N).to(torch::kDouble), want), 1e-4) << "nn " << M << "x" << S << "x" << N;
+      }
+}
+
+// Without autograd a decode step's attention (a few query positions) runs its own CPU loops; with
+// autograd it runs the batched matmuls. Both must agree, with grouped heads, a key-padding bias
+// (left padding) and a key/value cache view whose rows are longer than the used length.
+TEST(ForwardHelpers, FewQueryAttentionEqualsMatmulPath) {
+  torch::manual_seed(3);
+  const int64_t B = 3, Hkv = 2, G = 3, S = 11, cap = 16;
+  for (int64_t D : {8, 64})
+    for (int64_t T : {1, 2, 8}) {
+      auto q = torch::randn({B, Hkv * G, T, D});
+      auto kc = torch::randn({B, Hkv, cap, D}), vc = torch::randn({B, Hkv, cap, D});
+      auto k = kc.narrow(2, 0, S), v = vc.narrow(2, 0, S);  // as cache_append returns them
+      auto key_mask = torch::ones({B, S}, torch::kLong);
+      key_mask[0].narrow(0, 0, 4).zero_();  // row 0 left-padded by 4
+      auto bias = attention_bias(T, S, key_mask, {}, 0, torch::kCPU);
+      const double scale = 1.0 / std::sqrt(double(D));
+      torch::Tensor want, got;
+      {
+        torch::AutoGradMode on(true);
+        want = attention(q, k, v, bias, scale, 0.0, false);
+      }
+      {
+        torch::NoGradGuard ng;
+        got = attention(q, k, v, bias, scale, 0.0, false);
+      }
+      ASSERT_EQ(got.sizes(), want.sizes());
+      EXPECT_LT(max_abs_diff(got, want), 1e-5) << "D " << D << ", T " << T;
     }
 }
 

@@ -235,6 +235,14 @@ std::string RuntimeInfo::summary() const {
 #define RLHF_NEW_AUTOCAST 1
 #endif
 
+bool cpu_autocast_enabled() {
+#ifdef RLHF_NEW_AUTOCAST
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
 ComputeScope::ComputeScope() : ComputeScope(use_bf16()) {}
 
 ComputeScope::ComputeScope(bool enable) {

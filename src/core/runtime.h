@@ -46,6 +46,9 @@ bool use_bf16();
 // For timings: a clock read without it measures only the queueing.
 void synchronize_device();
 
+// True while CPU autocast is on (inside a bf16 ComputeScope on the CPU).
+bool cpu_autocast_enabled();
+
 // Runs its scope under bf16 autocast when the runtime dtype is bf16 (no-op for fp32). Clears the
 // autocast weight cache on exit, so updated weights are re-cast next step.
 class ComputeScope {
