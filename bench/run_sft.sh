@@ -5,7 +5,9 @@
 # tokens, loss on the completion), batch, optimizer (AdamW, cosine, clip 1.0), dtype and threads.
 #   bench/run_sft.sh [BUILD_DIR]
 # Settings (environment, space-separated lists where plural):
-#   SIZE=124m  DTYPES="fp32 bf16"  LORA="off on"  THREADS=2  STEPS=4  BATCH=4  SEQ=256
+#   SIZE=124m  DTYPES="fp32 bf16"  LORA="off on"  THREADS=2  STEPS=4  BATCH=4  SEQ=256  GC=off
+#   GC: off on (gradient checkpointing on both sides: --gradient-checkpointing, and transformers'
+#   gradient_checkpointing_enable as TRL sets it up)
 #   DEVICE=cpu (cuda: both sides on the GPU; peak RSS is then host memory only)
 #   RLHF_PYTHON=.venv/bin/python (made by scripts/setup_venv.sh); VERBOSE=1 also prints the raw JSON.
 # Quick check: SIZE=tiny SEQ=64 STEPS=2 bench/run_sft.sh
@@ -32,8 +34,10 @@ trainer_bench_setup
 echo "sft: model $SIZE, batch $BATCH x $SEQ tokens, $STEPS timed steps after 1 warm-up, $THREADS threads"
 for dtype in $DTYPES; do
   for lora in $LORA; do
+   for gc in ${GC:-off}; do
     flag=()
     [ "$lora" = on ] && flag=(--lora)
+    [ "$gc" = on ] && flag+=(--gradient-checkpointing)
     rm -rf "$OUTD/sft"
     measured ours m_ours "${PIN[@]}" "$BUILD/rlhf" -q --threads "$THREADS" --device "$DEVICE" --dtype "$dtype" sft --model "$WS/model" \
       --data "$WS/sft.jsonl" --out "$OUTD/sft" --max-steps $((STEPS + 1)) --batch-size "$BATCH" --max-length "$SEQ" \
@@ -41,7 +45,7 @@ for dtype in $DTYPES; do
     measured theirs m_theirs "${ENVP[@]}" "${PIN[@]}" "$PY" bench/sft_step.py --model "$WS/model" --data "$WS/sft.jsonl" \
       --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr 2e-5 --dtype "$dtype" --threads "$THREADS" --device "$DEVICE" "${flag[@]}"
     if [ "${VERBOSE:-0}" = 1 ]; then echo "$m_ours"; echo "$theirs"; echo "$m_theirs"; fi
-    "$PY" - "$OUTD/sft/metrics.jsonl" "$m_ours" "$theirs" "$m_theirs" "$dtype" "$lora" <<'PYEOF'
+    "$PY" - "$OUTD/sft/metrics.jsonl" "$m_ours" "$theirs" "$m_theirs" "$dtype" "$lora" "$gc" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 mo, b, mt = json.loads(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4])
@@ -49,9 +53,10 @@ tokens = [r["num_tokens"] - p["num_tokens"] for p, r in zip(rows, rows[1:])]
 x = sum(tokens) / sum(r["step_time"] for r in rows[1:])
 y = b["tokens_per_s"]
 assert tokens[0] == b["tokens_per_step"], f"tokens per step differ: rlhf {tokens[0]} vs pytorch {b['tokens_per_step']}"
-lora = "LoRA" if sys.argv[6] == "on" else "full"
+lora = ("LoRA" if sys.argv[6] == "on" else "full") + (", gradient checkpointing" if sys.argv[7] == "on" else "")
 print(f"{sys.argv[5]} {lora}: rlhf {x:.1f} tok/s  pytorch {y:.1f} tok/s  ratio {x / y:.2f}x | peak RSS rlhf "
       f"{mo['peak_rss_mb']:.0f} MB  pytorch {mt['peak_rss_mb']:.0f} MB | wall rlhf {mo['wall_s']:.0f} s  pytorch {mt['wall_s']:.0f} s")
 PYEOF
+   done
   done
 done

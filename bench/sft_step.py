@@ -61,6 +61,7 @@ def parse_args(steps, lr, extra=None):
     ap.add_argument("--lr", type=float, default=lr)
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--lora", action="store_true")
+    ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     if extra:
@@ -86,6 +87,8 @@ def main():
             rows.append((ids, labels))
     torch.manual_seed(42)
     model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32).to(a.dev)
+    if a.gradient_checkpointing:  # as TRL's SFTConfig(gradient_checkpointing=True) sets it up
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if a.lora:
         model = add_lora(model, a)
     model.train()

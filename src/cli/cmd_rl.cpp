@@ -70,6 +70,7 @@ Command add_rl(CLI::App& root, const std::string& algo, const std::string& help)
   app->add_option("--ptx-coef", c->ptx_coef, "PPO-ptx coefficient")->capture_default_str();
   app->add_option("--ptx-batch", c->ptx_batch, "PPO-ptx examples per mini-batch")->capture_default_str();
   add_lora_options(app, c->use_lora, c->lora);
+  add_gradient_checkpointing_option(app, c->gradient_checkpointing);
   app->add_option("--lr", c->adam.lr, "learning rate")->capture_default_str();
   app->add_option("--lr-schedule", c->schedule.type, "cosine | linear | constant")->capture_default_str();
   app->add_option("--warmup-steps", c->schedule.warmup_steps, "warm-up iterations")->capture_default_str();

@@ -72,6 +72,13 @@ void add_train_options(CLI::App* app, TrainConfig& t) {
   app->add_option("--seed", t.seed, "seed for data order, dropout and initialisation")->capture_default_str();
   app->add_option("--max-bad-steps", t.max_bad_steps, "stop after this many consecutive NaN/Inf steps")->capture_default_str();
   app->add_flag("--resume", t.resume, "continue from the newest checkpoint in --out");
+  add_gradient_checkpointing_option(app, t.gradient_checkpointing);
+}
+
+void add_gradient_checkpointing_option(CLI::App* app, bool& on) {
+  app->add_flag("--gradient-checkpointing", on,
+                "keep only each block's input for backward and recompute the rest (much less activation memory, "
+                "about a third more compute)");
 }
 
 void add_lora_options(CLI::App* app, bool& use_lora, LoraConfig& l) {

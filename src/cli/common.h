@@ -39,6 +39,7 @@ namespace rlhf::cli {
 void add_train_options(CLI::App* app, TrainConfig& t);
 // --lora, --lora-r, --lora-alpha, --lora-dropout, --lora-target-modules, --use-rslora.
 void add_lora_options(CLI::App* app, bool& use_lora, LoraConfig& l);
+void add_gradient_checkpointing_option(CLI::App* app, bool& on);
 // --config FILE (expanded before parsing; see config_file.h).
 void add_config_option(CLI::App* app);
 

@@ -235,11 +235,11 @@ std::string RuntimeInfo::summary() const {
 #define RLHF_NEW_AUTOCAST 1
 #endif
 
-bool cpu_autocast_enabled() {
+bool autocast_enabled(torch::Device dev) {
 #ifdef RLHF_NEW_AUTOCAST
-  return at::autocast::is_autocast_enabled(at::kCPU);
+  return at::autocast::is_autocast_enabled(dev.type());
 #else
-  return at::autocast::is_cpu_enabled();
+  return dev.is_cpu() ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
 #endif
 }
 

@@ -46,8 +46,9 @@ bool use_bf16();
 // For timings: a clock read without it measures only the queueing.
 void synchronize_device();
 
-// True while CPU autocast is on (inside a bf16 ComputeScope on the CPU).
-bool cpu_autocast_enabled();
+// True while autocast is on for the device type (inside a bf16 ComputeScope on that device).
+bool autocast_enabled(torch::Device dev);
+inline bool cpu_autocast_enabled() { return autocast_enabled(torch::kCPU); }
 
 // Runs its scope under bf16 autocast when the runtime dtype is bf16 (no-op for fp32). Clears the
 // autocast weight cache on exit, so updated weights are re-cast next step.

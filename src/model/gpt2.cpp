@@ -65,7 +65,16 @@ torch::Tensor Gpt2Impl::hidden(const torch::Tensor& ids, const ForwardArgs& args
   auto p = prepare(ids, args);
   auto x = wte(ids) + wpe(p.positions);  // (B, T, C)
   if (embd_pdrop_ > 0) x = torch::dropout(x, embd_pdrop_, is_training());
-  for (auto& b : blocks) x = b->forward(x, p.bias, args.cache, attn_pdrop_, resid_pdrop_);
+  const bool ckpt = checkpoint_blocks(args);
+  for (auto& b : blocks) {
+    if (ckpt) {
+      x = checkpointed([b, bias = p.bias, ap = attn_pdrop_, rp = resid_pdrop_](const torch::Tensor& in) mutable {
+        return b->forward(in, bias, nullptr, ap, rp);
+      }, x);
+    } else {
+      x = b->forward(x, p.bias, args.cache, attn_pdrop_, resid_pdrop_);
+    }
+  }
   if (args.cache) args.cache->len += ids.size(1);
   return ln_f(x);
 }

@@ -307,4 +307,75 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   return out.view({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
 }
 
+// ---- gradient checkpointing ---------------------------------------------------------------------------
+
+namespace {
+
+// What backward needs to run the block again: the function, the random-number state at the
+// forward, and whether autocast was on (backward usually runs after the autocast scope has closed).
+struct CheckpointClosure : torch::CustomClassHolder {
+  std::function<torch::Tensor(const torch::Tensor&)> fn;
+  torch::Device device = torch::kCPU;
+  torch::Tensor rng_state;
+  bool autocast = false;
+};
+
+at::Generator default_generator(torch::Device dev) { return at::globalContext().defaultGenerator(dev); }
+
+class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               c10::intrusive_ptr<CheckpointClosure> c) {
+    c->device = x.device();
+    {
+      auto gen = default_generator(c->device);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      c->rng_state = gen.get_state();
+    }
+    c->autocast = autocast_enabled(x.device());
+    ctx->save_for_backward({x});
+    auto y = c->fn(x);  // autograd is off inside a custom function's forward
+    ctx->saved_data["closure"] = c10::IValue::make_capsule(c10::intrusive_ptr<torch::CustomClassHolder>(c));
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    if (!grad_out[0].defined()) return {torch::Tensor(), torch::Tensor()};
+    auto holder = ctx->saved_data["closure"].toCapsule();
+    auto* c = static_cast<CheckpointClosure*>(holder.get());
+    auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    auto gen = default_generator(c->device);
+    torch::Tensor resume_state;
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      resume_state = gen.get_state();
+      gen.set_state(c->rng_state);
+    }
+    torch::Tensor y;
+    {
+      torch::AutoGradMode grad(true);
+      ComputeScope cs(c->autocast);
+      y = c->fn(x);
+    }
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(resume_state);
+    }
+    torch::autograd::backward({y}, {grad_out[0]});
+    return {x.grad(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor checkpointed(std::function<torch::Tensor(const torch::Tensor&)> fn, const torch::Tensor& x) {
+  auto c = c10::make_intrusive<CheckpointClosure>();
+  c->fn = std::move(fn);
+  // The output must carry a gradient path even when x needs none (frozen embeddings under LoRA):
+  // the block's own parameters still do.
+  auto input = x.requires_grad() ? x : x.detach().requires_grad_(true);
+  return CheckpointFunction::apply(input, c);
+}
+
 }  // namespace rlhf

@@ -3,6 +3,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -120,5 +122,13 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 // cached keys/values [0, len+T). The caller advances cache.len once all layers are done.
 std::pair<torch::Tensor, torch::Tensor> cache_append(KVCache& cache, int64_t layer, const torch::Tensor& k_new,
                                                      const torch::Tensor& v_new);
+
+// Gradient (activation) checkpointing, as transformers' gradient_checkpointing_enable(): returns
+// fn(x), but runs fn without autograd and keeps only x; backward runs fn again with autograd (same
+// random-number state, so dropout draws the same masks; same autocast setting) and backpropagates
+// through that. A transformer block's activations then cost one (B, T, C) tensor each instead of
+// a dozen, for one more forward pass per step. fn must be a pure function of x and of tensors that
+// need no gradient (masks, rotary tables), apart from the module parameters it reads.
+torch::Tensor checkpointed(std::function<torch::Tensor(const torch::Tensor&)> fn, const torch::Tensor& x);
 
 }  // namespace rlhf

@@ -56,7 +56,16 @@ torch::Tensor LlamaImpl::hidden(const torch::Tensor& ids, const ForwardArgs& arg
   auto p = prepare(ids, args);
   auto [cos, sin] = rope.cos_sin(p.positions);  // (B, T, D)
   auto x = embed_tokens(ids);
-  for (auto& l : layers) x = l->forward(x, cos, sin, p.bias, args.cache, attn_pdrop_);
+  const bool ckpt = checkpoint_blocks(args);
+  for (auto& l : layers) {
+    if (ckpt) {
+      x = checkpointed([l, cos = cos, sin = sin, bias = p.bias, ap = attn_pdrop_](const torch::Tensor& in) mutable {
+        return l->forward(in, cos, sin, bias, nullptr, ap);
+      }, x);
+    } else {
+      x = l->forward(x, cos, sin, p.bias, args.cache, attn_pdrop_);
+    }
+  }
   if (args.cache) args.cache->len += ids.size(1);
   return norm(x);
 }

@@ -47,7 +47,16 @@ class TransformerImpl : public torch::nn::Module {
 
   std::shared_ptr<LoraSwitch> lora_switch() const { return lora_switch_; }
 
+  // Gradient checkpointing of every block (see checkpointed() in layers.h): applies to forward
+  // passes in training mode with autograd on and no KV cache.
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
+
  protected:
+  bool gradient_checkpointing_ = false;
+  bool checkpoint_blocks(const ForwardArgs& args) const {
+    return gradient_checkpointing_ && is_training() && !args.cache && torch::GradMode::is_enabled();
+  }
   ModelConfig cfg_;
   std::shared_ptr<LoraSwitch> lora_switch_;
   double embd_pdrop_ = 0, attn_pdrop_ = 0, resid_pdrop_ = 0;

@@ -86,6 +86,7 @@ void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::opt
   const int64_t total = cfg.max_steps > 0 ? cfg.max_steps : cfg.epochs * per_epoch;
   RLHF_CHECK(total > 0, "nothing to do: 0 training steps (epochs ", cfg.epochs, ", max_steps ", cfg.max_steps, ")");
 
+  model.set_gradient_checkpointing(cfg.gradient_checkpointing);
   auto trainable = trainable_parameters(model);
   std::vector<torch::Tensor> params;
   for (auto& [n, t] : trainable) params.push_back(t);

@@ -36,6 +36,7 @@ struct TrainConfig {
   bool resume = false;             // continue from the newest checkpoint in out/checkpoints
   int64_t max_bad_steps = 3;       // consecutive NaN/Inf steps before stopping
   bool shuffle = true;
+  bool gradient_checkpointing = false;  // recompute each block's activations in backward (less memory, ~1/3 more compute)
 };
 
 // Sums of per-example quantities over micro-batches; mean() divides by the summed weights.

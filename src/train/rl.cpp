@@ -163,6 +163,7 @@ void run_rl(const RlConfig& cfg_in) {
   RLHF_CHECK(tok->vocab_size() <= policy->config().vocab_size, "the tokenizer has ", tok->vocab_size(),
              " tokens but the policy only ", policy->config().vocab_size, "; pass the matching --tokenizer");
   policy->set_dropout(0);
+  policy->set_gradient_checkpointing(cfg.gradient_checkpointing);
   torch::manual_seed(cfg.seed);
   std::optional<LoraConfig> lora;
   if (cfg.use_lora) {
@@ -207,6 +208,7 @@ void run_rl(const RlConfig& cfg_in) {
     value = load_model_or_adapter(vdir, Head::Score, cfg.seed);
     merge_lora(*value);
     value->set_dropout(0);
+    value->set_gradient_checkpointing(cfg.gradient_checkpointing);
     if (lora) {
       LoraConfig vl = cfg.lora;
       vl.base_model = vdir;

@@ -56,6 +56,7 @@ struct RlConfig {
   int64_t ptx_batch = 4;
   bool shared_value = false;         // a value head on the policy instead of a separate value model
   bool use_lora = false;
+  bool gradient_checkpointing = false;  // policy and value model recompute block activations in backward
   LoraConfig lora;
   AdamWConfig adam;
   ScheduleConfig schedule;
