@@ -112,13 +112,19 @@ torch::Tensor response_hidden(TransformerImpl& m, const Rollout& ro, const torch
 }
 
 // log p(response token) under logits / temperature, and optionally the entropy.  (n, R)
+// The entropy joins the autograd graph only when entropy_grad (an entropy bonus in the loss);
+// otherwise it is a metric, and its full-vocabulary temporaries (two (n, R, V) tensors) are freed at
+// once instead of being kept for a backward pass that never uses them.
 torch::Tensor response_logp(TransformerImpl& m, const torch::Tensor& h, const Rollout& ro, const torch::Tensor& rows,
-                            double temperature, torch::Tensor* entropy) {
+                            double temperature, torch::Tensor* entropy, bool entropy_grad = false) {
   auto logits = m.head(h).to(torch::kFloat);
   if (temperature != 1.0) logits = logits / temperature;
   auto logp_all = torch::log_softmax(logits, -1);
   auto tokens = ro.qr.index_select(0, rows).narrow(1, ro.P, ro.R);
-  if (entropy) *entropy = -(logp_all.exp() * logp_all).sum(-1);
+  if (entropy) {
+    torch::AutoGradMode mode(entropy_grad && torch::GradMode::is_enabled());
+    *entropy = -(logp_all.exp() * logp_all).sum(-1);
+  }
   return logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
 }
 
@@ -445,7 +451,7 @@ void run_rl(const RlConfig& cfg_in) {
             ComputeScope cs;
             auto h = response_hidden(*policy, ro, rows);
             torch::Tensor ent;
-            auto logp = response_logp(*policy, h, ro, rows, cfg.temperature, &ent);
+            auto logp = response_logp(*policy, h, ro, rows, cfg.temperature, &ent, cfg.ent_coef > 0);
             auto pg = ppo_policy_loss(logp, ro.old_logp.index_select(0, rows), ro.advantages.index_select(0, rows), msk,
                                       cfg.cliprange);
             loss = pg.loss;
