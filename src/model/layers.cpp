@@ -41,8 +41,7 @@ torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& weight, const t
     return y.view(sizes);
   }
   // Without AVX-512: gemv wins over sgemm for 1 row everywhere and for up to 4 rows of layer-sized
-  // matrices, not for
-  // a vocabulary-sized head (measured with OpenBLAS 0.3.21 on 2 cores; bench/run_generate.sh).
+  // matrices, not for a vocabulary-sized head (OpenBLAS 0.3.21 on 2 cores; bench/run_generate.sh).
   const bool gemv = cpu_fp32_inference && (rows == 1 || (rows > 1 && rows <= 4 && out <= 8192));
   if (!gemv) return torch::linear(x, weight, bias);
   auto x2 = x.reshape({rows, in});
