@@ -178,6 +178,23 @@ TEST_F(RlTrainTest, EachAlgorithmRaisesTheRewardWithBoundedKl) {
   }
 }
 
+// Gradient checkpointing of the policy (and its value head) changes memory, not the updates: three
+// PPO iterations with and without it log the same scores, KL and losses.
+TEST_F(RlTrainTest, GradientCheckpointingGivesTheSameIterations) {
+  auto plain = config("ppo", "plain", 0.05), ckpt = config("ppo", "ckpt", 0.05);
+  plain.iterations = ckpt.iterations = 3;
+  ckpt.gradient_checkpointing = true;
+  run_rl(plain);
+  run_rl(ckpt);
+  auto a = read_metrics(plain.out), b = read_metrics(ckpt.out);
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (size_t i = 0; i < a.size(); ++i)
+    for (const char* key : {"objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg"})
+      EXPECT_NEAR(a[i][key].get<double>(), b[i][key].get<double>(), 1e-4 * std::max(1.0, std::abs(a[i][key].get<double>())))
+          << key << ", iteration " << i + 1;
+}
+
 TEST_F(RlTrainTest, LargerBetaKeepsThePolicyCloser) {
   auto lo = config("rloo", "lo", 0.02), hi = config("rloo", "hi", 0.5);
   run_rl(lo);
