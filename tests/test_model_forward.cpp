@@ -3,9 +3,11 @@
 // batched or incremental computation with the plain one-sequence forward of the same tiny model.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <set>
 
+#include "core/parallel.h"
 #include "core/runtime.h"
 #include "model/gpt2.h"
 #include "model/layers.h"
@@ -373,6 +375,23 @@ TEST(ForwardHelpers, DenseEqualsLinear) {
   torch::NoGradGuard ng;
   auto w = torch::randn({40, 16}), x = torch::randn({6, 32}).narrow(1, 8, 16);
   EXPECT_LT(max_abs_diff(dense(x, w), torch::linear(x, w)), 1e-4);
+}
+
+// parallel_chunks (the OpenMP loop the kernels above run on) hands out every index exactly once, in
+// at most one chunk per thread, for more and fewer items than threads.
+TEST(ForwardHelpers, ParallelChunksCoverTheRangeOnce) {
+  EXPECT_TRUE(parallel_chunks_available());
+  for (int threads : {1, 2, 3, 8})
+    for (int64_t n : {0, 1, 2, 5, 64}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::atomic<int> chunks{0};
+      parallel_chunks(n, threads, [&](int64_t b, int64_t e) {
+        ++chunks;
+        for (int64_t i = b; i < e; ++i) ++hits[size_t(i)];
+      });
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[size_t(i)].load(), 1) << n << " items, " << threads << " threads";
+      EXPECT_LE(chunks.load(), std::max(1, threads)) << n << " items";
+    }
 }
 
 // The small-gemm kernels against a double-precision reference, with row strides larger than the
