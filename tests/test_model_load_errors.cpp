@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "io/json.h"
+#include "model/small_gemm.h"
 #include "model/transformer.h"
 #include "test_util.h"
 
@@ -256,6 +257,9 @@ TEST(EnvCli, ReportsTheLoadedCxxRuntime) {
   std::string lib = Json::parse(r.out).value("libstdcxx", std::string());
   EXPECT_NE(lib.find("libstdc++"), std::string::npos) << r.out;
   EXPECT_TRUE(std::filesystem::exists(lib)) << lib;
+  // ... and which kernels decoding uses (AVX-512 where the CPU has it, the BLAS otherwise).
+  std::string decode = Json::parse(r.out).value("decode_kernels", std::string());
+  EXPECT_NE(decode.find(small_gemm_available() ? "AVX-512" : "BLAS"), std::string::npos) << r.out;
 }
 
 // RLHF_DEVICE is --device's default (what the CLI tests inherit under RLHF_TEST_DEVICE); the option wins.

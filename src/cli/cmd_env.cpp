@@ -3,15 +3,18 @@
 
 #include "cli/commands.h"
 #include "core/cpu.h"
+#include "core/parallel.h"
 #include "core/runtime.h"
 #include "io/json.h"
+#include "model/small_gemm.h"
 
 namespace rlhf::cli {
 
 Command add_env(CLI::App& root) {
   auto* app = root.add_subcommand("env", "Show threads, BLAS and its kernel, the allocator set-up (glibc mmap/trim "
                                          "thresholds raised at start-up; RLHF_MALLOC=default keeps glibc's defaults), "
-                                         "CPU ISA, libtorch and the libstdc++ loaded, device, and measured fp32/bf16 matmul GFLOP/s");
+                                         "CPU ISA, libtorch and the libstdc++ loaded, device, the decode kernels, and measured fp32/bf16 "
+                                         "matmul GFLOP/s");
   auto json = std::make_shared<bool>(false);
   auto size = std::make_shared<int>(1024);
   app->add_flag("--json", *json, "print one JSON object");
@@ -21,6 +24,11 @@ Command add_env(CLI::App& root) {
             const CpuInfo& cpu = cpu_info();
             double f32 = measure_matmul_gflops(torch::kFloat, *size);
             double b16 = measure_matmul_gflops(torch::kBFloat16, *size);
+            // Decode-sized fp32 matmuls and attention (model/small_gemm.h) and their threading.
+            std::string decode = small_gemm_available()
+                                     ? "AVX-512 small-gemm kernels for 1-" + std::to_string(kSmallGemmMaxRows) + " rows"
+                                     : "BLAS (no AVX-512 on this CPU)";
+            decode += parallel_chunks_available() ? ", OpenMP threads" : ", one thread (built without OpenMP)";
             Json j = {{"threads", rt.threads},
                       {"usable_cores", usable_cores()},
                       {"cpu", cpu.brand},
@@ -33,6 +41,7 @@ Command add_env(CLI::App& root) {
                       {"libstdcxx", rt.libstdcxx},
                       {"device", rt.device},
                       {"dtype", rt.dtype},
+                      {"decode_kernels", decode},
                       {"matmul_n", *size},
                       {"fp32_gflops", f32},
                       {"bf16_gflops", b16}};
@@ -50,6 +59,7 @@ Command add_env(CLI::App& root) {
             std::printf("libstdc++    %s\n", rt.libstdcxx.empty() ? "(linked statically)" : rt.libstdcxx.c_str());
             std::printf("device       %s\n", rt.device.c_str());
             std::printf("dtype        %s\n", rt.dtype.c_str());
+            std::printf("decode       %s\n", decode.c_str());
             std::printf("matmul %d^3  fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", *size, f32, b16);
           }};
 }
