@@ -394,8 +394,9 @@ TEST(ForwardHelpers, ParallelChunksCoverTheRangeOnce) {
     }
 }
 
-// The small-gemm kernels against a double-precision reference, with row strides larger than the
-// rows, every tile remainder (rows mod 6, outputs mod 4, width mod 16) and a sub-range of outputs.
+// The small-gemm kernels and their portable fallbacks against a double-precision reference, with row
+// strides larger than the rows, every tile remainder (rows mod 6, outputs mod 4, width mod 16) and a
+// sub-range of outputs.
 TEST(ForwardHelpers, SmallGemmKernels) {
   torch::manual_seed(11);
   auto opt = torch::TensorOptions().dtype(torch::kFloat);
@@ -403,13 +404,16 @@ TEST(ForwardHelpers, SmallGemmKernels) {
     for (int64_t K : {3, 16, 45, 64})
       for (int64_t N : {1, 6, 17}) {
         auto x = torch::randn({M, K + 3}, opt), w = torch::randn({N, K + 5}, opt), bias = torch::randn({N}, opt);
-        auto y = torch::full({M, N + 2}, 7.0f, opt);
-        small_gemm_nt(x.data_ptr<float>(), K + 3, M, w.data_ptr<float>(), K + 5, K, bias.data_ptr<float>(),
-                      y.data_ptr<float>(), N + 2, 0, N);
         auto xd = x.narrow(1, 0, K).to(torch::kDouble), wd = w.narrow(1, 0, K).to(torch::kDouble);
         auto want = torch::linear(xd, wd, bias.to(torch::kDouble));
-        EXPECT_LT(max_abs_diff(y.narrow(1, 0, N).to(torch::kDouble), want), 1e-4) << "nt " << M << "x" << K << "x" << N;
-        EXPECT_TRUE(torch::equal(y.narrow(1, N, 2), torch::full({M, 2}, 7.0f, opt))) << "wrote past the outputs";
+        for (auto* nt : {&small_gemm_nt, &detail::gemm_nt_portable}) {
+          auto y = torch::full({M, N + 2}, 7.0f, opt);
+          nt(x.data_ptr<float>(), K + 3, M, w.data_ptr<float>(), K + 5, K, bias.data_ptr<float>(), y.data_ptr<float>(),
+             N + 2, 0, N);
+          const char* which = nt == &small_gemm_nt ? "nt kernel " : "nt portable ";
+          EXPECT_LT(max_abs_diff(y.narrow(1, 0, N).to(torch::kDouble), want), 1e-4) << which << M << "x" << K << "x" << N;
+          EXPECT_TRUE(torch::equal(y.narrow(1, N, 2), torch::full({M, 2}, 7.0f, opt))) << which << "wrote past the outputs";
+        }
         if (N >= 6) {  // only outputs [2, 5) of a fresh buffer
           auto part = torch::zeros({M, N}, opt);
           small_gemm_nt(x.data_ptr<float>(), K + 3, M, w.data_ptr<float>(), K + 5, K, nullptr, part.data_ptr<float>(), N,
@@ -423,15 +427,19 @@ TEST(ForwardHelpers, SmallGemmKernels) {
   for (int64_t M : {1, 3, 4, 9})
     for (int64_t S : {1, 7, 40})
       for (int64_t N : {8, 16, 64, 128, 144}) {  // 8 and 144: the portable loop; the rest: the AVX-512 kernel
-        auto p = torch::rand({M, S + 2}, opt), v = torch::randn({S, N + 4}, opt), y = torch::empty({M, N + 1}, opt);
-        small_gemm_nn(p.data_ptr<float>(), S + 2, M, S, v.data_ptr<float>(), N + 4, N, y.data_ptr<float>(), N + 1);
+        auto p = torch::rand({M, S + 2}, opt), v = torch::randn({S, N + 4}, opt);
         auto want = torch::matmul(p.narrow(1, 0, S).to(torch::kDouble), v.narrow(1, 0, N).to(torch::kDouble));
-        EXPECT_LT(max_abs_diff(y.narrow(1, 0, N).to(torch::kDouble), want), 1e-4) << "nn " << M << "x" << S << "x" << N;
+        for (auto* nn : {&small_gemm_nn, &detail::gemm_nn_portable}) {
+          auto y = torch::empty({M, N + 1}, opt);
+          nn(p.data_ptr<float>(), S + 2, M, S, v.data_ptr<float>(), N + 4, N, y.data_ptr<float>(), N + 1);
+          EXPECT_LT(max_abs_diff(y.narrow(1, 0, N).to(torch::kDouble), want), 1e-4)
+              << (nn == &small_gemm_nn ? "nn kernel " : "nn portable ") << M << "x" << S << "x" << N;
+        }
       }
 }
 
-// Without autograd a decode step's attention (a few query positions) runs its own CPU loops; with
-// autograd it runs the batched matmuls. Both must agree, with grouped heads, a key-padding bias
+// Without autograd a decode step's attention (a few query positions) runs its own CPU loops
+// (attention_few_queries_cpu); with autograd it runs the batched matmuls. Both must agree, with grouped heads, a key-padding bias
 // (left padding) and a key/value cache view whose rows are longer than the used length.
 TEST(ForwardHelpers, FewQueryAttentionEqualsMatmulPath) {
   torch::manual_seed(3);
@@ -450,12 +458,12 @@ TEST(ForwardHelpers, FewQueryAttentionEqualsMatmulPath) {
         torch::AutoGradMode on(true);
         want = attention(q, k, v, bias, scale, 0.0, false);
       }
-      {
-        torch::NoGradGuard ng;
-        got = attention(q, k, v, bias, scale, 0.0, false);
-      }
+      torch::NoGradGuard ng;
+      got = attention_few_queries_cpu(q, k, v, bias, scale);  // the kernel path itself
       ASSERT_EQ(got.sizes(), want.sizes());
       EXPECT_LT(max_abs_diff(got, want), 1e-5) << "D " << D << ", T " << T;
+      // and attention()'s dispatch without autograd (the kernel path where the CPU has AVX-512)
+      EXPECT_LT(max_abs_diff(attention(q, k, v, bias, scale, 0.0, false), want), 1e-5) << "D " << D << ", T " << T;
     }
 }
 

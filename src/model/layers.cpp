@@ -234,13 +234,8 @@ torch::Tensor attention_bias(int64_t T, int64_t S, const torch::Tensor& key_mask
   return bias.unsqueeze(1);  // (B|1, 1, T, S)
 }
 
-// Attention for the few query positions of a decode step, on the CPU without autograd. A batched
-// matmul here runs one BLAS call (packing, thread fork) per row and head for a 1 x 64 by 64 x S
-// product: 2 x 384 calls per layer at batch 32 with 12 heads, a fifth of the decode step's time.
-// This computes each key/value head's G*T score rows with the small-gemm kernel in one parallel
-// loop, the softmax as one tensor op, and the weighted values in a second loop.
-static torch::Tensor attention_few_queries_cpu(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                               const torch::Tensor& bias, double scale) {
+torch::Tensor attention_few_queries_cpu(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                        const torch::Tensor& bias, double scale) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const int64_t Hkv = k.size(1), S = k.size(2), G = H / Hkv, R = G * T;
   auto qc = q.contiguous();  // (B, H, T, D): the G*T query rows of one key/value head are adjacent
@@ -291,7 +286,8 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     return out.transpose(1, 2).reshape({B, T, H * D});
   }
 #endif
-  if (q.size(2) <= 8 && q.device().is_cpu() && !torch::GradMode::is_enabled() && !drop && !cpu_autocast_enabled() &&
+  if (q.size(2) <= 8 && small_gemm_available() && q.device().is_cpu() && !torch::GradMode::is_enabled() && !drop &&
+      !cpu_autocast_enabled() &&
       q.scalar_type() == torch::kFloat && k.scalar_type() == torch::kFloat && v.scalar_type() == torch::kFloat &&
       bias.defined() && bias.scalar_type() == torch::kFloat && k.stride(3) == 1 && v.stride(3) == 1)
     return attention_few_queries_cpu(q, k, v, bias, scale);

@@ -9,10 +9,8 @@
 
 namespace rlhf {
 
-namespace {
+namespace detail {
 
-// The same products in plain C++, for CPUs without AVX-512 (and the reference the tests hold the
-// AVX-512 kernels to).
 void gemm_nt_portable(const float* x, int64_t ldx, int64_t M, const float* w, int64_t ldw, int64_t K, const float* bias,
                       float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
   for (int64_t m = 0; m < M; ++m)
@@ -38,7 +36,7 @@ void gemm_nn_portable(const float* p, int64_t ldp, int64_t M, int64_t S, const f
   }
 }
 
-}  // namespace
+}  // namespace detail
 
 #ifdef RLHF_HAVE_AVX512_KERNEL
 
@@ -128,7 +126,6 @@ TileFn tile_fn(int mr, int nr) {
   }
 }
 
-
 // y (MR x N) = p (MR x S) v (S x N) for N = 16 * NV: broadcast p[m][s], multiply-add row s of v.
 template <int MR, int NV>
 RLHF_AVX512 void tile_nn(const float* p, int64_t ldp, int64_t S, const float* v, int64_t ldv, float* y, int64_t ldy) {
@@ -168,16 +165,8 @@ RLHF_AVX512 void gemm_nn_avx512(const float* p, int64_t ldp, int64_t M, int64_t 
   for (; m < M; ++m) one[nv - 1](p + m * ldp, ldp, S, v, ldv, y + m * ldy, ldy);
 }
 
-}  // namespace
-
-bool small_gemm_available() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return ok;
-}
-
-void small_gemm_nt(const float* x, int64_t ldx, int64_t M, const float* w, int64_t ldw, int64_t K, const float* bias,
-                   float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
-  if (!small_gemm_available()) return gemm_nt_portable(x, ldx, M, w, ldw, K, bias, y, ldy, n_begin, n_end);
+RLHF_AVX512 void gemm_nt_avx512(const float* x, int64_t ldx, int64_t M, const float* w, int64_t ldw, int64_t K,
+                                const float* bias, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
   // Weight tiles outermost: each block of kNR weight rows is read from memory once and stays in
   // cache while every row of x (a few KB to a few hundred KB, in L2) passes over it.
   for (int64_t n0 = n_begin; n0 < n_end; n0 += kNR) {
@@ -189,26 +178,33 @@ void small_gemm_nt(const float* x, int64_t ldx, int64_t M, const float* w, int64
   }
 }
 
-void small_gemm_nn(const float* p, int64_t ldp, int64_t M, int64_t S, const float* v, int64_t ldv, int64_t N, float* y,
-                   int64_t ldy) {
-  if (small_gemm_available() && N % 16 == 0 && N <= 128) return gemm_nn_avx512(p, ldp, M, S, v, ldv, N, y, ldy);
-  gemm_nn_portable(p, ldp, M, S, v, ldv, N, y, ldy);
+}  // namespace
+
+#endif  // RLHF_HAVE_AVX512_KERNEL
+
+bool small_gemm_available() {
+#ifdef RLHF_HAVE_AVX512_KERNEL
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  return ok;
+#else
+  return false;
+#endif
 }
-
-#else  // not x86-64 with GCC or Clang: portable loops only
-
-bool small_gemm_available() { return false; }
 
 void small_gemm_nt(const float* x, int64_t ldx, int64_t M, const float* w, int64_t ldw, int64_t K, const float* bias,
                    float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
-  gemm_nt_portable(x, ldx, M, w, ldw, K, bias, y, ldy, n_begin, n_end);
+#ifdef RLHF_HAVE_AVX512_KERNEL
+  if (small_gemm_available()) return gemm_nt_avx512(x, ldx, M, w, ldw, K, bias, y, ldy, n_begin, n_end);
+#endif
+  detail::gemm_nt_portable(x, ldx, M, w, ldw, K, bias, y, ldy, n_begin, n_end);
 }
 
 void small_gemm_nn(const float* p, int64_t ldp, int64_t M, int64_t S, const float* v, int64_t ldv, int64_t N, float* y,
                    int64_t ldy) {
-  gemm_nn_portable(p, ldp, M, S, v, ldv, N, y, ldy);
-}
-
+#ifdef RLHF_HAVE_AVX512_KERNEL
+  if (small_gemm_available() && N % 16 == 0 && N <= 128) return gemm_nn_avx512(p, ldp, M, S, v, ldv, N, y, ldy);
 #endif
+  detail::gemm_nn_portable(p, ldp, M, S, v, ldv, N, y, ldy);
+}
 
 }  // namespace rlhf

@@ -14,8 +14,8 @@ namespace rlhf {
 // 2 threads).
 constexpr int64_t kSmallGemmMaxRows = 128;
 
-// True when this CPU runs the AVX-512 kernels (AVX-512F and FMA); without them both functions below
-// fall back to plain loops, correct but slower than BLAS.
+// True when this CPU runs the AVX-512 kernels (AVX-512F and FMA). Without them both functions below
+// run plain loops, correct but slower than BLAS: callers then use the BLAS instead.
 bool small_gemm_available();
 
 // y[m][n] = sum_k x[m][k] * w[n][k] (+ bias[n]) for m < M and n in [n_begin, n_end); x is M x K
@@ -29,5 +29,13 @@ void small_gemm_nt(const float* x, int64_t ldx, int64_t M, const float* w, int64
 // kernel takes N a multiple of 16 up to 128 (every common head size). Single-threaded.
 void small_gemm_nn(const float* p, int64_t ldp, int64_t M, int64_t S, const float* v, int64_t ldv, int64_t N, float* y,
                    int64_t ldy);
+
+namespace detail {
+// The plain loops small_gemm_nt / small_gemm_nn fall back to (exposed for the tests).
+void gemm_nt_portable(const float* x, int64_t ldx, int64_t M, const float* w, int64_t ldw, int64_t K, const float* bias,
+                      float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+void gemm_nn_portable(const float* p, int64_t ldp, int64_t M, int64_t S, const float* v, int64_t ldv, int64_t N, float* y,
+                      int64_t ldy);
+}  // namespace detail
 
 }  // namespace rlhf
