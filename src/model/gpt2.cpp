@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/dropout.h"
 
 namespace rlhf {
 
@@ -33,9 +34,9 @@ torch::Tensor Gpt2BlockImpl::forward(const torch::Tensor& x, const torch::Tensor
   double scale = cfg_.scale_attn_weights ? 1.0 / std::sqrt(double(D)) : 1.0;
   if (cfg_.scale_attn_by_inverse_layer_idx) scale /= double(layer_ + 1);
   auto a = attn_c_proj(attention(q, k, v, bias, scale, attn_pdrop, train));  // (B, T, C)
-  auto h = x + (resid_pdrop > 0 ? torch::dropout(a, resid_pdrop, train) : a);
+  auto h = x + (resid_pdrop > 0 ? rlhf::dropout(a, resid_pdrop, train) : a);
   auto m = mlp_c_proj(activation(c_fc(ln_2(h)), cfg_.activation));
-  return h + (resid_pdrop > 0 ? torch::dropout(m, resid_pdrop, train) : m);
+  return h + (resid_pdrop > 0 ? rlhf::dropout(m, resid_pdrop, train) : m);
 }
 
 Gpt2Impl::Gpt2Impl(const ModelConfig& cfg) : TransformerImpl(cfg) {
@@ -64,7 +65,7 @@ torch::Tensor Gpt2Impl::hidden(const torch::Tensor& ids, const ForwardArgs& args
              " tokens is longer than the model's context (n_positions = ", cfg_.n_ctx, ")");
   auto p = prepare(ids, args);
   auto x = wte(ids) + wpe(p.positions);  // (B, T, C)
-  if (embd_pdrop_ > 0) x = torch::dropout(x, embd_pdrop_, is_training());
+  if (embd_pdrop_ > 0) x = rlhf::dropout(x, embd_pdrop_, is_training());
   const bool ckpt = checkpoint_blocks(args);
   for (auto& b : blocks) {
     if (ckpt) {

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/runtime.h"
+#include "model/dropout.h"
 #include "model/small_gemm.h"
 
 namespace rlhf {
@@ -60,9 +61,9 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   auto y = dense(x, weight, bias);
   if (lora_A && lora_switch && lora_switch->enabled) {
-    // native_dropout keeps a 1-byte mask for backward where dropout keeps a float noise tensor: with
-    // the dropped input that lora_A saves, 1.25x instead of 2x the input's size per adapted module.
-    auto h = (lora_dropout > 0 && is_training()) ? std::get<0>(torch::native_dropout(x, lora_dropout, /*train=*/true)) : x;
+    // rlhf::dropout keeps no mask for backward (it recomputes it): only the dropped input that
+    // lora_A saves stays alive per adapted module.
+    auto h = lora_dropout > 0 ? rlhf::dropout(x, lora_dropout, is_training()) : x;
     y = y + lora_B(lora_A(h)) * lora_scaling;
   }
   return y;
@@ -297,7 +298,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   auto scores = torch::matmul(qg, k.transpose(-1, -2)).view({B, Hkv, G, T, S});
   scores = scores + bias.unsqueeze(2);                                  // bias (B|1, 1, 1, T, S)
   auto probs = torch::softmax(scores, -1, torch::kFloat).to(v.scalar_type());
-  if (drop) probs = torch::dropout(probs, dropout_p, true);
+  if (drop) probs = rlhf::dropout(probs, dropout_p, true);
   auto out = torch::matmul(probs.view({B, Hkv, G * T, S}), v);          // (B, Hkv, G*T, D)
   return out.view({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
 }
