@@ -9,12 +9,7 @@
 #include <mutex>
 
 #include "core/parallel.h"
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define RLHF_HAVE_AVX512_DROPOUT 1
-#define RLHF_AVX512 __attribute__((target("avx512f")))
-#endif
+#include "model/simd.h"
 
 namespace rlhf {
 
@@ -42,11 +37,6 @@ inline uint32_t hash_with(uint32_t low_index, uint32_t k0, uint32_t k1) {
   return mix(mix(low_index * kGolden + k0) ^ k1);
 }
 
-inline float load(const float* p, int64_t i) { return p[i]; }
-inline float load(const c10::BFloat16* p, int64_t i) { return static_cast<float>(p[i]); }
-inline void store(float* p, int64_t i, float v) { p[i] = v; }
-inline void store(c10::BFloat16* p, int64_t i, float v) { p[i] = c10::BFloat16(v); }  // round to nearest even
-
 // Elements [begin, end) of one call whose indices share their high 32 bits.
 template <typename T>
 void apply_portable(const T* in, T* out, int64_t begin, int64_t end, uint64_t index0, uint64_t seed, uint32_t threshold,
@@ -54,11 +44,11 @@ void apply_portable(const T* in, T* out, int64_t begin, int64_t end, uint64_t in
   const uint32_t k0 = static_cast<uint32_t>(seed), k1 = second_key(seed, index0 + begin);
   for (int64_t i = begin; i < end; ++i) {
     const uint32_t h = hash_with(static_cast<uint32_t>(index0 + i), k0, k1);
-    store(out, i, h >= threshold ? load(in, i) * scale : 0.0f);
+    simd::put(out + i, h >= threshold ? simd::to_float(in[i]) * scale : 0.0f);
   }
 }
 
-#ifdef RLHF_HAVE_AVX512_DROPOUT
+#ifdef RLHF_HAVE_AVX512
 
 RLHF_AVX512 inline __m512i mix16(__m512i x) {
   x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
@@ -79,44 +69,17 @@ RLHF_AVX512 inline __mmask16 keep16(uint32_t low, uint32_t k0, uint32_t k1, uint
   return _mm512_cmpge_epu32_mask(x, _mm512_set1_epi32(static_cast<int>(threshold)));
 }
 
-// fp32 -> bf16, round to nearest even, NaN -> 0x7FC0 (as c10::BFloat16).
-RLHF_AVX512 inline __m256i to_bf16(__m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
-  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7fc0));
-  return _mm512_cvtepi32_epi16(r);
-}
-
-RLHF_AVX512 void apply_avx512(const float* in, float* out, int64_t begin, int64_t end, uint64_t index0, uint64_t seed,
+template <typename T>
+RLHF_AVX512 void apply_avx512(const T* in, T* out, int64_t begin, int64_t end, uint64_t index0, uint64_t seed,
                               uint32_t threshold, float scale) {
   const uint32_t k0 = static_cast<uint32_t>(seed), k1 = second_key(seed, index0 + begin);
   const __m512 s = _mm512_set1_ps(scale);
   int64_t i = begin;
   for (; i + 16 <= end; i += 16) {
     const __mmask16 keep = keep16(static_cast<uint32_t>(index0 + i), k0, k1, threshold);
-    _mm512_storeu_ps(out + i, _mm512_maskz_mul_ps(keep, _mm512_loadu_ps(in + i), s));
+    simd::store16(out + i, _mm512_maskz_mul_ps(keep, simd::load16(in + i), s));
   }
   apply_portable(in, out, i, end, index0, seed, threshold, scale);
-}
-
-RLHF_AVX512 void apply_avx512(const c10::BFloat16* in, c10::BFloat16* out, int64_t begin, int64_t end, uint64_t index0,
-                              uint64_t seed, uint32_t threshold, float scale) {
-  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = second_key(seed, index0 + begin);
-  const __m512 s = _mm512_set1_ps(scale);
-  int64_t i = begin;
-  for (; i + 16 <= end; i += 16) {
-    const __mmask16 keep = keep16(static_cast<uint32_t>(index0 + i), k0, k1, threshold);
-    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
-    const __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), to_bf16(_mm512_maskz_mul_ps(keep, v, s)));
-  }
-  apply_portable(in, out, i, end, index0, seed, threshold, scale);
-}
-
-bool avx512_available() {
-  static const bool ok = __builtin_cpu_supports("avx512f");
-  return ok;
 }
 
 #endif
@@ -128,8 +91,8 @@ void apply_range(const T* in, T* out, int64_t begin, int64_t end, uint64_t seed,
   while (begin < end) {
     const int64_t next_high = static_cast<int64_t>(((static_cast<uint64_t>(begin) >> 32) + 1) << 32);
     const int64_t stop = std::min(end, next_high);
-#ifdef RLHF_HAVE_AVX512_DROPOUT
-    if (vectorised && avx512_available()) {
+#ifdef RLHF_HAVE_AVX512
+    if (vectorised && simd::avx512_available()) {
       apply_avx512(in, out, begin, stop, 0, seed, threshold, scale);
       begin = stop;
       continue;

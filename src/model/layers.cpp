@@ -10,6 +10,7 @@
 #include "core/parallel.h"
 #include "core/runtime.h"
 #include "model/dropout.h"
+#include "model/fused.h"
 #include "model/small_gemm.h"
 
 namespace rlhf {
@@ -58,8 +59,22 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
   if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
 }
 
+const torch::Tensor& LinearImpl::weight_for_matmul() {
+  if (!lora_A || weight.requires_grad() || weight.scalar_type() != torch::kFloat || !autocast_enabled(weight.device()))
+    return weight;
+  if (!frozen_bf16_.defined() || frozen_bf16_source_ != weight.data_ptr() || frozen_bf16_version_ != weight._version()) {
+    // A normal tensor even when first made inside generation's InferenceMode: training saves it for backward.
+    c10::InferenceMode normal(false);
+    torch::NoGradGuard ng;
+    frozen_bf16_ = weight.to(torch::kBFloat16);
+    frozen_bf16_source_ = weight.data_ptr();
+    frozen_bf16_version_ = weight._version();
+  }
+  return frozen_bf16_;
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  auto y = dense(x, weight, bias);
+  auto y = dense(x, weight_for_matmul(), bias);
   if (lora_A && lora_switch && lora_switch->enabled) {
     // rlhf::dropout keeps no mask for backward (it recomputes it): only the dropped input that
     // lora_A saves stays alive per adapted module.
@@ -112,7 +127,7 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return gelu_tanh(x);
   if (name == "gelu") return torch::gelu(x);
   if (name == "silu" || name == "swish") return torch::silu(x);
   if (name == "relu") return torch::relu(x);

@@ -44,6 +44,17 @@ class LinearImpl : public torch::nn::Module {
   torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};  // (r, in), (out, r)
   double lora_scaling = 0.0, lora_dropout = 0.0;
   std::shared_ptr<LoraSwitch> lora_switch;
+
+ private:
+  // Under bf16 autocast, the weight as the matmul takes it. Autocast caches its casts only for weights
+  // that require grad, so the frozen base weight of a LoRA module would be cast again on every
+  // forward (every decode step of a rollout, every PPO epoch); its bf16 copy is kept instead, and made
+  // again when the weight changes (its version counter or storage). Costs half the frozen weights'
+  // size, for LoRA-adapted modules only.
+  const torch::Tensor& weight_for_matmul();
+  torch::Tensor frozen_bf16_;
+  int64_t frozen_bf16_version_ = -1;
+  const void* frozen_bf16_source_ = nullptr;
 };
 TORCH_MODULE(Linear);
 

@@ -1,16 +1,17 @@
 #include "model/logprobs.h"
 
+#include "model/fused.h"
+
 namespace rlhf {
 
-// log_softmax + gather: one fused pass forward and backward. (logit - logsumexp(logits) is the same
-// number but libtorch's logsumexp and its backward take several passes: ~3x slower on CPU.)
+// log softmax at the targets (model/fused.h: one pass forward and one backward on CPU).
 static torch::Tensor logprobs_of_logits(const torch::Tensor& logits, const torch::Tensor& targets,
                                         torch::Tensor* hits) {
   if (hits) {
     torch::NoGradGuard ng;
     *hits = logits.argmax(-1) == targets;
   }
-  return torch::log_softmax(logits, -1, torch::kFloat).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+  return token_logp(logits, targets).logp;
 }
 
 torch::Tensor token_logprobs(TransformerImpl& model, const torch::Tensor& hidden, const torch::Tensor& targets,

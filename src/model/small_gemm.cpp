@@ -1,11 +1,6 @@
 #include "model/small_gemm.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define RLHF_HAVE_AVX512_KERNEL 1
-// Only the functions below are compiled for AVX-512; the rest of the program runs on any x86-64.
-#define RLHF_AVX512 __attribute__((target("avx512f,fma")))
-#endif
+#include "model/simd.h"
 
 namespace rlhf {
 
@@ -38,7 +33,7 @@ void gemm_nn_portable(const float* p, int64_t ldp, int64_t M, int64_t S, const f
 
 }  // namespace detail
 
-#ifdef RLHF_HAVE_AVX512_KERNEL
+#ifdef RLHF_HAVE_AVX512
 
 namespace {
 
@@ -180,20 +175,13 @@ RLHF_AVX512 void gemm_nt_avx512(const float* x, int64_t ldx, int64_t M, const fl
 
 }  // namespace
 
-#endif  // RLHF_HAVE_AVX512_KERNEL
+#endif  // RLHF_HAVE_AVX512
 
-bool small_gemm_available() {
-#ifdef RLHF_HAVE_AVX512_KERNEL
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return ok;
-#else
-  return false;
-#endif
-}
+bool small_gemm_available() { return simd::avx512_available(); }
 
 void small_gemm_nt(const float* x, int64_t ldx, int64_t M, const float* w, int64_t ldw, int64_t K, const float* bias,
                    float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
-#ifdef RLHF_HAVE_AVX512_KERNEL
+#ifdef RLHF_HAVE_AVX512
   if (small_gemm_available()) return gemm_nt_avx512(x, ldx, M, w, ldw, K, bias, y, ldy, n_begin, n_end);
 #endif
   detail::gemm_nt_portable(x, ldx, M, w, ldw, K, bias, y, ldy, n_begin, n_end);
@@ -201,7 +189,7 @@ void small_gemm_nt(const float* x, int64_t ldx, int64_t M, const float* w, int64
 
 void small_gemm_nn(const float* p, int64_t ldp, int64_t M, int64_t S, const float* v, int64_t ldv, int64_t N, float* y,
                    int64_t ldy) {
-#ifdef RLHF_HAVE_AVX512_KERNEL
+#ifdef RLHF_HAVE_AVX512
   if (small_gemm_available() && N % 16 == 0 && N <= 128) return gemm_nn_avx512(p, ldp, M, S, v, ldv, N, y, ldy);
 #endif
   detail::gemm_nn_portable(p, ldp, M, S, v, ldv, N, y, ldy);

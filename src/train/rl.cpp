@@ -15,6 +15,7 @@
 #include "data/sft_data.h"
 #include "generate/generator.h"
 #include "io/jsonl.h"
+#include "model/fused.h"
 #include "model/logprobs.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
@@ -113,19 +114,13 @@ torch::Tensor response_hidden(TransformerImpl& m, const Rollout& ro, const torch
 
 // log p(response token) under logits / temperature, and optionally the entropy.  (n, R)
 // The entropy joins the autograd graph only when entropy_grad (an entropy bonus in the loss);
-// otherwise it is a metric, and its full-vocabulary temporaries (two (n, R, V) tensors) are freed at
-// once instead of being kept for a backward pass that never uses them.
+// otherwise it is a metric (token_logp frees its full-vocabulary temporaries at once).
 torch::Tensor response_logp(TransformerImpl& m, const torch::Tensor& h, const Rollout& ro, const torch::Tensor& rows,
                             double temperature, torch::Tensor* entropy, bool entropy_grad = false) {
-  auto logits = m.head(h).to(torch::kFloat);
-  if (temperature != 1.0) logits = logits / temperature;
-  auto logp_all = torch::log_softmax(logits, -1);
   auto tokens = ro.qr.index_select(0, rows).narrow(1, ro.P, ro.R);
-  if (entropy) {
-    torch::AutoGradMode mode(entropy_grad && torch::GradMode::is_enabled());
-    *entropy = -(logp_all.exp() * logp_all).sum(-1);
-  }
-  return logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
+  auto r = token_logp(m.head(h), tokens, 1.0 / temperature, entropy != nullptr, entropy_grad);
+  if (entropy) *entropy = r.entropy;
+  return r.logp;
 }
 
 }  // namespace
