@@ -7,6 +7,8 @@
 #include "model/fused.h"
 #include "model/layers.h"
 #include "model/lora.h"
+#include "model/transformer.h"
+#include "model/lora.h"
 
 namespace rlhf {
 namespace {
@@ -41,6 +43,7 @@ TEST(Fused, TokenLogpMatchesLogSoftmax) {
         b.mutable_grad() = torch::Tensor();
         auto g2 = token_logp(a, targets, scale, true, /*entropy_grad=*/false);
         EXPECT_FALSE(g2.entropy.requires_grad());
+        EXPECT_FALSE(detail::token_logp_reference(b, targets, scale, true, false).entropy.requires_grad());
         (g2.logp * w1).sum().backward();
         (detail::token_logp_reference(b, targets, scale, false).logp * w1).sum().backward();
         EXPECT_LT(max_rel(a.grad(), b.grad()), tol) << what;
@@ -109,7 +112,9 @@ TEST(Fused, FrozenLoraWeightCastFollowsTheWeight) {
   torch::manual_seed(0);
   Linear lin(24, 40, true);
   torch::nn::init::normal_(lin->weight, 0, 0.2);
-  lin->attach_lora(4, 8, 0.0, std::make_shared<LoraSwitch>());
+  auto sw = std::make_shared<LoraSwitch>();
+  lin->attach_lora(4, 8, 0.0, sw);
+  EXPECT_TRUE(sw->attached);
   torch::nn::init::normal_(lin->lora_B->weight, 0, 0.2);
   lin->weight.set_requires_grad(false);
   lin->bias.set_requires_grad(false);
@@ -143,5 +148,33 @@ TEST(Fused, FrozenLoraWeightCastFollowsTheWeight) {
   EXPECT_TRUE(torch::equal(lin->forward(x).to(torch::kFloat), expect()));
 }
 
+// The tied output head of a model with adapters takes the same kept copy (the embedding is frozen
+// there too), follows changes to it, and gives autocast's logits; merging clears the model's flag.
+TEST(Fused, FrozenLoraHeadCastFollowsTheWeight) {
+  for (const char* arch : {"gpt2", "llama"}) {
+    auto m = make_model(preset_config(arch, "tiny"), 1);
+    LoraConfig lc;
+    lc.r = 4;
+    attach_lora(*m, lc, 2);
+    ASSERT_TRUE(m->lora_switch()->attached);
+    auto w = m->lm_head_weight();
+    ASSERT_FALSE(w.requires_grad());
+    auto h = torch::randn({2, 3, m->config().n_embd});
+    for (int step = 0; step < 2; ++step) {
+      torch::Tensor got, want;
+      {
+        c10::InferenceMode im;
+        ComputeScope cs(true);
+        got = m->head(h).to(torch::kFloat);
+        want = torch::matmul(h.to(torch::kBFloat16), w.to(torch::kBFloat16).t()).to(torch::kFloat);
+      }
+      EXPECT_TRUE(torch::allclose(got, want, 1e-2, 1e-2)) << arch << " step " << step;
+      torch::NoGradGuard ng;
+      w.mul_(-1);  // in place: the next call must see the negated head
+    }
+    merge_lora(*m);
+    EXPECT_FALSE(m->lora_switch()->attached);
+  }
+}
 }  // namespace
 }  // namespace rlhf

@@ -103,12 +103,6 @@ torch::Tensor rloo_advantages(const torch::Tensor& scores, int64_t group) {
   return (g - baseline).reshape({-1});
 }
 
-torch::Tensor entropy_from_logits(const torch::Tensor& logits) {
-  auto lf = logits.to(torch::kFloat);
-  auto logp = torch::log_softmax(lf, -1);
-  return -(logp.exp() * logp).sum(-1);
-}
-
 void RunningMoments::update(const torch::Tensor& x) {
   auto v = x.detach().to(torch::kCPU).to(torch::kDouble).reshape({-1});
   for (int64_t i = 0; i < v.numel(); ++i) {

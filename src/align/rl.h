@@ -62,9 +62,6 @@ torch::Tensor grpo_advantages(const torch::Tensor& scores, int64_t group, bool s
 // RLOO: s - mean of the other G-1 samples of the group.
 torch::Tensor rloo_advantages(const torch::Tensor& scores, int64_t group);
 
-// Entropy (B, T) of the categorical distributions given by logits (B, T, V).
-torch::Tensor entropy_from_logits(const torch::Tensor& logits);
-
 // Running mean / variance (Welford) of scalars, for reward normalisation.
 struct RunningMoments {
   double mean = 0.0, m2 = 0.0;

@@ -106,19 +106,11 @@ void apply_range(const T* in, T* out, int64_t begin, int64_t end, uint64_t seed,
 
 void apply_tensor(const torch::Tensor& in, torch::Tensor& out, uint64_t seed, uint32_t threshold, float scale,
                   bool vectorised, bool threaded) {
-  const int64_t n = in.numel();
-  constexpr int64_t kBlock = 4096;
-  const int threads = threaded && n >= 8 * kBlock ? at::get_num_threads() : 1;
-  auto run = [&](auto* ip, auto* op) {
-    parallel_chunks((n + kBlock - 1) / kBlock, threads, [&](int64_t b0, int64_t b1) {
-      apply_range(ip, op, b0 * kBlock, std::min(n, b1 * kBlock), seed, threshold, scale, vectorised);
-    });
-  };
-  if (in.scalar_type() == torch::kFloat)
-    run(in.data_ptr<float>(), out.data_ptr<float>());
-  else
-    run(reinterpret_cast<const c10::BFloat16*>(in.data_ptr<at::BFloat16>()),
-        reinterpret_cast<c10::BFloat16*>(out.data_ptr<at::BFloat16>()));
+  simd::with_data(in, [&](auto* ip) {
+    auto* op = reinterpret_cast<decltype(ip)>(out.data_ptr());
+    simd::for_blocks(in.numel(), threaded,
+                     [&](int64_t i0, int64_t i1) { apply_range(ip, op, i0, i1, seed, threshold, scale, vectorised); });
+  });
 }
 
 uint64_t draw_seed() {

@@ -42,17 +42,6 @@ bool fusable(const torch::Tensor& t) {
          simd::avx512_available();
 }
 
-int threads_for(int64_t work) { return work >= (1 << 15) ? at::get_num_threads() : 1; }
-
-// Calls fn with the data pointer of a contiguous fp32 or bf16 tensor, typed.
-template <typename Fn>
-void typed(const torch::Tensor& t, Fn&& fn) {
-  if (t.scalar_type() == torch::kFloat)
-    fn(t.data_ptr<float>());
-  else
-    fn(reinterpret_cast<c10::BFloat16*>(t.data_ptr<at::BFloat16>()));
-}
-
 #ifdef RLHF_HAVE_AVX512
 
 RLHF_AVX512 inline float reduce_max(__m512 v) { return _mm512_reduce_max_ps(v); }
@@ -199,8 +188,8 @@ LogpOut logp_forward(const torch::Tensor& logits, const torch::Tensor& targets, 
   LogpOut o{torch::empty({N}, opts), torch::empty({N}, opts), torch::empty({N}, opts)};
   std::atomic<bool> bad{false};
 #ifdef RLHF_HAVE_AVX512
-  typed(logits, [&](auto* x) {
-    parallel_chunks(N, threads_for(N * V), [&](int64_t r0, int64_t r1) {
+  simd::with_data(logits, [&](auto* x) {
+    parallel_chunks(N, simd::kernel_threads(N * V), [&](int64_t r0, int64_t r1) {
       logp_rows(x, V, targets.data_ptr<int64_t>(), scale, r0, r1, o.logp.data_ptr<float>(), o.lse.data_ptr<float>(),
                 o.entropy.data_ptr<float>(), &bad);
     });
@@ -218,10 +207,10 @@ torch::Tensor logp_backward(const torch::Tensor& logits, const torch::Tensor& ta
 #ifdef RLHF_HAVE_AVX512
   const float* gl = g_logp.defined() ? g_logp.data_ptr<float>() : nullptr;
   const float* ge = g_ent.defined() ? g_ent.data_ptr<float>() : nullptr;
-  typed(logits, [&](auto* x) {
+  simd::with_data(logits, [&](auto* x) {
     using T = std::remove_pointer_t<decltype(x)>;
     T* out = reinterpret_cast<T*>(gx.data_ptr());
-    parallel_chunks(N, threads_for(N * V), [&](int64_t r0, int64_t r1) {
+    parallel_chunks(N, simd::kernel_threads(N * V), [&](int64_t r0, int64_t r1) {
       logp_backward_rows(x, V, targets.data_ptr<int64_t>(), scale, lse.data_ptr<float>(), entropy.data_ptr<float>(),
                          gl, ge, out, r0, r1);
     });
@@ -248,20 +237,13 @@ struct FusedTokenLogp : public torch::autograd::Function<FusedTokenLogp> {
   }
 };
 
-template <typename Kernel>
-void elementwise(int64_t n, Kernel&& k) {
-  constexpr int64_t kBlock = 4096;
-  parallel_chunks((n + kBlock - 1) / kBlock, threads_for(n),
-                  [&](int64_t b0, int64_t b1) { k(b0 * kBlock, std::min(n, b1 * kBlock)); });
-}
-
 torch::Tensor gelu_forward(const torch::Tensor& x) {
   auto y = torch::empty_like(x);
 #ifdef RLHF_HAVE_AVX512
-  typed(x, [&](auto* xp) {
+  simd::with_data(x, [&](auto* xp) {
     using T = std::remove_pointer_t<decltype(xp)>;
     T* yp = reinterpret_cast<T*>(y.data_ptr());
-    elementwise(x.numel(), [&](int64_t i0, int64_t i1) { gelu_forward_range(xp, yp, i0, i1); });
+    simd::for_blocks(x.numel(), true, [&](int64_t i0, int64_t i1) { gelu_forward_range(xp, yp, i0, i1); });
   });
 #endif
   return y;
@@ -278,11 +260,11 @@ struct FusedGelu : public torch::autograd::Function<FusedGelu> {
     auto g = grads[0].to(x.scalar_type()).contiguous();
     auto gx = torch::empty_like(x);
 #ifdef RLHF_HAVE_AVX512
-    typed(x, [&](auto* xp) {
+    simd::with_data(x, [&](auto* xp) {
       using T = std::remove_pointer_t<decltype(xp)>;
       const T* gp = reinterpret_cast<const T*>(g.data_ptr());
       T* op = reinterpret_cast<T*>(gx.data_ptr());
-      elementwise(x.numel(), [&](int64_t i0, int64_t i1) { gelu_backward_range(gp, xp, op, i0, i1); });
+      simd::for_blocks(x.numel(), true, [&](int64_t i0, int64_t i1) { gelu_backward_range(gp, xp, op, i0, i1); });
     });
 #endif
     return {gx};

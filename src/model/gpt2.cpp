@@ -84,7 +84,7 @@ torch::Tensor Gpt2Impl::lm_head_weight() { return lm_head ? lm_head->weight : wt
 
 torch::Tensor Gpt2Impl::head(const torch::Tensor& h) {
   if (score) return score(h);
-  return dense(h, lm_head_weight());
+  return lm_logits(h);
 }
 
 bool Gpt2Impl::hf_transposed(const std::string& name) const {

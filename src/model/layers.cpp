@@ -59,22 +59,21 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
   if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
 }
 
-const torch::Tensor& LinearImpl::weight_for_matmul() {
-  if (!lora_A || weight.requires_grad() || weight.scalar_type() != torch::kFloat || !autocast_enabled(weight.device()))
-    return weight;
-  if (!frozen_bf16_.defined() || frozen_bf16_source_ != weight.data_ptr() || frozen_bf16_version_ != weight._version()) {
+const torch::Tensor& FrozenBf16Cast::operator()(const torch::Tensor& weight) {
+  if (weight.requires_grad() || weight.scalar_type() != torch::kFloat || !autocast_enabled(weight.device())) return weight;
+  if (!copy_.defined() || source_ != weight.data_ptr() || version_ != weight._version()) {
     // A normal tensor even when first made inside generation's InferenceMode: training saves it for backward.
     c10::InferenceMode normal(false);
     torch::NoGradGuard ng;
-    frozen_bf16_ = weight.to(torch::kBFloat16);
-    frozen_bf16_source_ = weight.data_ptr();
-    frozen_bf16_version_ = weight._version();
+    copy_ = weight.to(torch::kBFloat16);
+    source_ = weight.data_ptr();
+    version_ = weight._version();
   }
-  return frozen_bf16_;
+  return copy_;
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  auto y = dense(x, weight_for_matmul(), bias);
+  auto y = dense(x, lora_A ? frozen_cast_(weight) : weight, bias);
   if (lora_A && lora_switch && lora_switch->enabled) {
     // rlhf::dropout keeps no mask for backward (it recomputes it): only the dropped input that
     // lora_A saves stays alive per adapted module.
@@ -101,6 +100,7 @@ void LinearImpl::attach_lora(int64_t rank, double alpha, double dropout, std::sh
   }
   lora_scaling = use_rslora ? alpha / std::sqrt(double(rank)) : alpha / double(rank);
   lora_dropout = dropout;
+  if (sw) sw->attached = true;
   lora_switch = std::move(sw);
 }
 

@@ -17,6 +17,23 @@ namespace rlhf {
 // policy in DPO and PPO is the same weights with this off).
 struct LoraSwitch {
   bool enabled = true;
+  bool attached = false;  // some module of the model has an adapter (set by attach_lora, cleared by merge)
+};
+
+// The weight a matmul takes under bf16 autocast, for a frozen fp32 weight used again and again.
+// Autocast caches its casts only for weights that require grad, so a frozen weight (a LoRA model's
+// base, its tied output head) would be cast again on every forward: every decode step of a rollout,
+// every PPO epoch. This keeps the bf16 copy and makes it again when the weight changes (its version
+// counter or its storage). Returns `weight` itself when it requires grad, is not fp32, or autocast is
+// off. Costs half the frozen weight's size, so only adapted models use it.
+class FrozenBf16Cast {
+ public:
+  const torch::Tensor& operator()(const torch::Tensor& weight);
+
+ private:
+  torch::Tensor copy_;
+  int64_t version_ = -1;
+  const void* source_ = nullptr;
 };
 
 // y = x W^T + b, the dense product every projection and output head goes through. Without autograd
@@ -46,15 +63,7 @@ class LinearImpl : public torch::nn::Module {
   std::shared_ptr<LoraSwitch> lora_switch;
 
  private:
-  // Under bf16 autocast, the weight as the matmul takes it. Autocast caches its casts only for weights
-  // that require grad, so the frozen base weight of a LoRA module would be cast again on every
-  // forward (every decode step of a rollout, every PPO epoch); its bf16 copy is kept instead, and made
-  // again when the weight changes (its version counter or storage). Costs half the frozen weights'
-  // size, for LoRA-adapted modules only.
-  const torch::Tensor& weight_for_matmul();
-  torch::Tensor frozen_bf16_;
-  int64_t frozen_bf16_version_ = -1;
-  const void* frozen_bf16_source_ = nullptr;
+  FrozenBf16Cast frozen_cast_;  // of `weight`, once an adapter is attached
 };
 TORCH_MODULE(Linear);
 

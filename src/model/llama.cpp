@@ -74,7 +74,7 @@ torch::Tensor LlamaImpl::lm_head_weight() { return lm_head ? lm_head->weight : e
 
 torch::Tensor LlamaImpl::head(const torch::Tensor& h) {
   if (score) return score(h);
-  return dense(h, lm_head_weight());
+  return lm_logits(h);
 }
 
 }  // namespace rlhf

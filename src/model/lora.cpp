@@ -173,6 +173,7 @@ LoraConfig load_lora(TransformerImpl& model, const std::filesystem::path& dir) {
 
 void merge_lora(TransformerImpl& model) {
   for (auto& [name, lin] : model.linear_layers()) lin->merge_lora();
+  model.lora_switch()->attached = false;
   for (auto& item : model.named_parameters(true)) item.value().set_requires_grad(true);
 }
 

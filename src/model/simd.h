@@ -1,11 +1,17 @@
 #pragma once
-// AVX-512 building blocks shared by our CPU kernels (small_gemm.cpp, dropout.cpp, fused.cpp).
+// Building blocks shared by our CPU kernels (small_gemm.cpp, dropout.cpp, fused.cpp): AVX-512 code,
+// dtype dispatch and the split of element ranges over threads.
 // Only the functions marked RLHF_AVX512 are compiled for AVX-512, so the program runs on any x86-64;
 // callers check avx512_available() at run time and keep a portable path. Include from .cpp files only.
 
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
 #include <c10/util/BFloat16.h>
 
+#include <algorithm>
 #include <cstdint>
+
+#include "core/parallel.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -23,6 +29,29 @@ inline bool avx512_available() {
 #else
   return false;
 #endif
+}
+
+// fn(T* data) for a contiguous fp32 or bf16 tensor, T = float or c10::BFloat16.
+template <typename Fn>
+void with_data(const at::Tensor& t, Fn&& fn) {
+  if (t.scalar_type() == at::kFloat)
+    fn(t.data_ptr<float>());
+  else
+    fn(reinterpret_cast<c10::BFloat16*>(t.data_ptr<at::BFloat16>()));
+}
+
+// Threads for a kernel over `elements` elements: the runtime's from 32768 on (below that a thread
+// fork costs more than it saves), else 1.
+inline int kernel_threads(int64_t elements) { return elements >= (1 << 15) ? at::get_num_threads() : 1; }
+
+// fn(begin, end) over [0, n) in blocks of 4096 elements (whole vectors), on kernel_threads(n)
+// threads (one when !threaded).
+template <typename Fn>
+void for_blocks(int64_t n, bool threaded, Fn&& fn) {
+  constexpr int64_t kBlock = 4096;
+  const int threads = threaded ? kernel_threads(n) : 1;
+  parallel_chunks((n + kBlock - 1) / kBlock, threads,
+                  [&](int64_t b0, int64_t b1) { fn(b0 * kBlock, std::min(n, b1 * kBlock)); });
 }
 
 // Scalar loads and stores in float for the portable loops and the tails of vector loops.

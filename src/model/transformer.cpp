@@ -32,6 +32,11 @@ bool TransformerImpl::hf_ignorable(const std::string& name) const {
          ends_with(name, "rotary_emb.inv_freq") || name == "lm_head.weight";
 }
 
+torch::Tensor TransformerImpl::lm_logits(const torch::Tensor& h) {
+  auto w = lm_head_weight();
+  return dense(h, lora_switch_->attached ? head_cast_(w) : w);
+}
+
 void TransformerImpl::set_dropout(double p) {
   RLHF_CHECK(p >= 0 && p < 1, "dropout must be in [0, 1), got ", p);
   embd_pdrop_ = attn_pdrop_ = resid_pdrop_ = p;

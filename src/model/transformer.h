@@ -29,6 +29,9 @@ class TransformerImpl : public torch::nn::Module {
 
   // The weight of the LM head (V, C) (the embedding when tied).
   virtual torch::Tensor lm_head_weight() = 0;
+  // LM logits h W^T with that weight; a model with LoRA adapters keeps its frozen head's bf16 copy
+  // under autocast (FrozenBf16Cast) instead of casting it on every forward.
+  torch::Tensor lm_logits(const torch::Tensor& h);
   // Every Linear layer with its full name ("model.layers.0.self_attn.q_proj"), for LoRA.
   std::vector<std::pair<std::string, Linear>> linear_layers();
 
@@ -59,6 +62,7 @@ class TransformerImpl : public torch::nn::Module {
   }
   ModelConfig cfg_;
   std::shared_ptr<LoraSwitch> lora_switch_;
+  FrozenBf16Cast head_cast_;
   double embd_pdrop_ = 0, attn_pdrop_ = 0, resid_pdrop_ = 0;
 
   // Shared preamble of hidden(): key mask, positions and attention bias for this call, and the
