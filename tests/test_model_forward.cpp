@@ -504,6 +504,32 @@ TEST_P(Forward, SaveLoadRoundTrip) {
   expect_same_params(*rm, *back, GetParam() + " score", torch::kFloat);
 }
 
+// Loading fills every tensor from the checkpoint without drawing random numbers first (nothing is
+// taken from the global generator); a head the checkpoint lacks is drawn as init_weights draws it.
+TEST_P(Forward, LoadDrawsOnlyANewHead) {
+  auto m = tiny_model(GetParam());
+  test::TempDir dir;
+  save_model(*m, dir.path());
+  torch::manual_seed(21);
+  const auto want_next = torch::rand({4});
+  torch::manual_seed(21);
+  auto back = load_model(dir.path());
+  EXPECT_TRUE(torch::equal(torch::rand({4}), want_next)) << "loading drew from the global generator";
+  expect_same_params(*m, *back, GetParam(), torch::kFloat);
+
+  auto rm = load_model(dir.path(), Head::Score, /*seed=*/5);
+  auto w = rm->named_parameters()["score.weight"];
+  EXPECT_TRUE(torch::isfinite(w).all().item<bool>());
+  EXPECT_NEAR(w.std().item<double>(), rm->config().initializer_range, 0.5 * rm->config().initializer_range);
+  EXPECT_TRUE(torch::equal(w, load_model(dir.path(), Head::Score, 5)->named_parameters()["score.weight"]));
+  EXPECT_FALSE(torch::equal(w, load_model(dir.path(), Head::Score, 6)->named_parameters()["score.weight"]));
+  // The body comes from the checkpoint.
+  auto body = rm->named_parameters();
+  for (auto& item : back->named_parameters())
+    if (item.key().rfind("lm_head.", 0) != 0)
+      EXPECT_TRUE(torch::equal(item.value(), body[item.key()])) << item.key();
+}
+
 TEST_P(Forward, ShardedSaveReloads) {
   auto m = tiny_model(GetParam());
   test::TempDir dir;

@@ -107,9 +107,11 @@ TEST_F(SftTest, EveryTrainableParameterMovesAndFrozenOnesDoNot) {
       auto m = load_model(tmp / "base");
       load_lora(*m, tmp / "lora");
       auto pb = before->named_parameters();
-      for (auto& item : m->named_parameters())
-        if (item.key().find("lora_") == std::string::npos)
+      for (auto& item : m->named_parameters()) {
+        if (item.key().find("lora_") == std::string::npos) {
           EXPECT_EQ(max_abs_diff(item.value(), pb[item.key()]), 0) << item.key() << " moved";
+        }
+      }
     }
   }
 }

@@ -42,8 +42,8 @@ torch::Tensor Gpt2BlockImpl::forward(const torch::Tensor& x, const torch::Tensor
 Gpt2Impl::Gpt2Impl(const ModelConfig& cfg) : TransformerImpl(cfg) {
   const ModelConfig& c = cfg_;
   transformer = register_module("transformer", std::make_shared<torch::nn::Module>());
-  wte = transformer->register_module("wte", torch::nn::Embedding(c.vocab_size, c.n_embd));
-  wpe = transformer->register_module("wpe", torch::nn::Embedding(c.n_ctx, c.n_embd));
+  wte = transformer->register_module("wte", embedding(c.vocab_size, c.n_embd));
+  wpe = transformer->register_module("wpe", embedding(c.n_ctx, c.n_embd));
   auto h = transformer->register_module("h", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.n_layer; ++i) {
     blocks.push_back(Gpt2Block(c, i));
@@ -103,19 +103,24 @@ std::vector<std::string> Gpt2Impl::hf_aliases(const std::string& name) const {
   return {};
 }
 
-void Gpt2Impl::init_weights(uint64_t seed) {
-  TransformerImpl::init_weights(seed);
+void Gpt2Impl::init_weights(uint64_t seed, const ParamFilter& only) {
+  TransformerImpl::init_weights(seed, only);
   torch::NoGradGuard ng;
   // Residual projections: std / sqrt(2 * n_layer), as GPT-2 (and transformers) do.
   // Drawn from their own seeded generator, on the CPU, so a model is the same in every process.
   double std = cfg_.initializer_range / std::sqrt(2.0 * double(cfg_.n_layer));
   auto gen = at::detail::createCPUGenerator(seed ^ 0xC0B1ull);
-  for (auto& b : blocks)
-    for (auto* w : {&b->attn_c_proj->weight, &b->mlp_c_proj->weight}) {
-      auto cpu = torch::empty(w->sizes(), torch::kFloat);
-      cpu.normal_(0, std, gen);
-      w->copy_(cpu);
-    }
+  for (auto& item : named_parameters(/*recurse=*/true)) {
+    const std::string& name = item.key();
+    auto is = [&](const std::string& suffix) {
+      return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (!is(".attn.c_proj.weight") && !is(".mlp.c_proj.weight")) continue;
+    if (only && !only(name)) continue;
+    auto cpu = torch::empty(item.value().sizes(), torch::kFloat);
+    cpu.normal_(0, std, gen);
+    item.value().copy_(cpu);
+  }
 }
 
 }  // namespace rlhf

@@ -27,7 +27,7 @@ class Gpt2Impl : public TransformerImpl {
   torch::Tensor lm_head_weight() override;
   bool hf_transposed(const std::string& name) const override;
   std::vector<std::string> hf_aliases(const std::string& name) const override;
-  void init_weights(uint64_t seed) override;
+  void init_weights(uint64_t seed, const ParamFilter& only = {}) override;
 
   std::shared_ptr<torch::nn::Module> transformer;
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};

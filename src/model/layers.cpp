@@ -54,6 +54,10 @@ torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& weight, const t
   return (rows == 1 ? ys[0] : torch::stack(ys)).view(sizes);
 }
 
+torch::nn::Embedding embedding(int64_t num, int64_t dim) {
+  return torch::nn::Embedding(torch::nn::EmbeddingOptions(num, dim)._weight(torch::empty({num, dim})));
+}
+
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
   weight = register_parameter("weight", torch::empty({out, in}));
   if (with_bias) bias = register_parameter("bias", torch::zeros({out}));

@@ -67,6 +67,10 @@ class LinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
+// An embedding table whose weight is left uninitialised (torch::nn::Embedding draws normal(0, 1)
+// for it on construction); init_weights or the checkpoint fills it, as they do Linear's weights.
+torch::nn::Embedding embedding(int64_t num, int64_t dim);
+
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps);

@@ -40,7 +40,7 @@ torch::Tensor LlamaBlockImpl::forward(const torch::Tensor& x, const torch::Tenso
 LlamaImpl::LlamaImpl(const ModelConfig& cfg) : TransformerImpl(cfg), rope(cfg) {
   const ModelConfig& c = cfg_;
   model = register_module("model", std::make_shared<torch::nn::Module>());
-  embed_tokens = model->register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.n_embd));
+  embed_tokens = model->register_module("embed_tokens", embedding(c.vocab_size, c.n_embd));
   auto list = model->register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.n_layer; ++i) {
     layers.push_back(LlamaBlock(c, i));

@@ -45,8 +45,10 @@ class TransformerImpl : public torch::nn::Module {
   // Dropout probability for every dropout in the model (0 disables; RL trainers do).
   void set_dropout(double p);
   // Random initialisation as transformers does it (normal(0, initializer_range), zero biases,
-  // unit norms; GPT-2 scales residual projections by 1/sqrt(2 n_layer)).
-  virtual void init_weights(uint64_t seed);
+  // unit norms; GPT-2 scales residual projections by 1/sqrt(2 n_layer)). With `only`, just the
+  // parameters it accepts (by name); the others keep their values.
+  using ParamFilter = std::function<bool(const std::string&)>;
+  virtual void init_weights(uint64_t seed, const ParamFilter& only = {});
 
   std::shared_ptr<LoraSwitch> lora_switch() const { return lora_switch_; }
 

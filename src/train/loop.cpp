@@ -144,10 +144,10 @@ void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::opt
     }
     // 2. clip, guard against NaN/Inf, update
     double loss = m.mean().value("loss", 0.0);
-    double gnorm = clip_grad_norm(params, cfg.max_grad_norm);
+    double gnorm = grad_norm(params);
     bool ok = std::isfinite(loss) && std::isfinite(gnorm);
     if (ok) {
-      opt.step(lr);
+      opt.step(lr, clip_scale(gnorm, cfg.max_grad_norm));
       st.bad_streak = 0;
     } else {
       opt.zero_grad();

@@ -483,14 +483,14 @@ void run_rl(const RlConfig& cfg_in) {
           (loss * (double(r.size()) / double(mini))).backward();
           trained_tokens += msk.sum().item<int64_t>();
         }
-        double gnorm = clip_grad_norm(param_tensors, cfg.max_grad_norm);
+        double gnorm = grad_norm(param_tensors);
         Json mmean = mm.mean();
         if (!std::isfinite(gnorm) || !std::isfinite(mmean.value("loss/policy_avg", 0.0))) {
           bad = true;
           opt.zero_grad();
           break;
         }
-        opt.step(lr);
+        opt.step(lr, clip_scale(gnorm, cfg.max_grad_norm));
         for (auto iter = mmean.begin(); iter != mmean.end(); ++iter) m.add(iter.key(), iter.value().get<double>());
         m.add("grad_norm", gnorm);
         epoch_kl += mmean.value("policy/approxkl_avg", 0.0);
