@@ -235,14 +235,17 @@ void AdamW::load(const std::filesystem::path& file) {
 double grad_norm(const std::vector<torch::Tensor>& params) {
   torch::NoGradGuard ng;
   double total = 0;
-  bool any = false;
+  std::vector<torch::Tensor> others;  // summed on their device, read back once (one sync on a GPU)
   for (const auto& p : params) {
     const torch::Tensor& g = p.grad();
     if (!g.defined()) continue;
-    any = true;
-    total += fused_cpu_float(g) ? detail::sum_squares(g, true) : g.to(torch::kDouble).pow(2).sum().item<double>();
+    if (fused_cpu_float(g))
+      total += detail::sum_squares(g, true);
+    else
+      others.push_back(g.to(torch::kDouble).pow(2).sum());
   }
-  return any ? std::sqrt(total) : 0.0;
+  if (!others.empty()) total += torch::stack(others).sum().item<double>();
+  return std::sqrt(total);
 }
 
 double clip_scale(double norm, double max_norm) {
