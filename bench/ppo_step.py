@@ -11,10 +11,10 @@ with its adapters disabled); critic = AutoModelForSequenceClassification(--rewar
 value per token = score(last hidden state) (TRL initialises the critic from the reward model);
 reward model = another copy of --reward, scored at the last real token of prompt + response.
 Fp32 weights; bf16 = torch.autocast(device, bfloat16) around the forward passes; --device cuda runs on a GPU.
---lora: PEFT LoRA (r 16, alpha 32, dropout 0.05, c_attn/c_proj/c_fc, fan_in_fan_out) on the policy
+--lora: PEFT LoRA (r 16, alpha 32, no dropout, c_attn/c_proj/c_fc, fan_in_fan_out) on the policy
 and, as `rlhf ppo --lora` does, on the critic (whose score head stays trainable); --full-critic
-trains the whole critic instead, as TRL's PPOTrainer does with a peft_config. As in rlhf, the LoRA
-dropout acts in the PPO epochs only (TRL's disable_dropout_in_model would zero it too).
+trains the whole critic instead, as TRL's PPOTrainer does with a peft_config. No LoRA dropout, as
+TRL's disable_dropout_in_model leaves none and `rlhf ppo`'s --lora-dropout defaults to 0.
 One iteration: (a) rollout: policy.generate (sampling, temperature 1, no top-k/top-p) and the
 log-probs of the sampled tokens from the generation scores, responses cut after the first EOS;
 (b) score: reference log-probs, critic values, reward-model scores; (c) per-token rewards
@@ -130,7 +130,7 @@ def main():
         from peft import LoraConfig, get_peft_model
 
         def lora_cfg(task):
-            return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["c_attn", "c_proj", "c_fc"],
+            return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["c_attn", "c_proj", "c_fc"],
                               fan_in_fan_out=True, bias="none", task_type=task)
 
         policy = get_peft_model(policy, lora_cfg("CAUSAL_LM"))

@@ -57,7 +57,13 @@ struct RlConfig {
   bool shared_value = false;         // a value head on the policy instead of a separate value model
   bool use_lora = false;
   bool gradient_checkpointing = false;  // policy and value model recompute block activations in backward
-  LoraConfig lora;
+  // No LoRA dropout by default: TRL's PPO / GRPO / RLOO trainers disable dropout in every model,
+  // adapters included, so that the first mini-batch's ratio to the rollout's log-probs is exactly 1.
+  LoraConfig lora = [] {
+    LoraConfig l;
+    l.dropout = 0.0;
+    return l;
+  }();
   AdamWConfig adam;
   ScheduleConfig schedule;
   double max_grad_norm = 1.0;
