@@ -108,6 +108,52 @@ TEST(Fused, GeluMatchesTorch) {
 // Under bf16 autocast a LoRA module multiplies with a kept bf16 copy of its frozen weight: the same
 // result as autocast's own cast, made again when the weight changes, and usable for training after
 // it was first made inside InferenceMode (generation).
+// The fp32 training path of an adapted Linear (LoraDelta in layers.cpp: the rank-r products in
+// their fast layouts) gives the values and gradients of x W^T + b + s (x A^T) B^T computed plainly.
+TEST(Fused, LoraDeltaMatchesTheComposition) {
+  torch::manual_seed(4);
+  Linear lin(24, 40, true);
+  {
+    torch::NoGradGuard ng;
+    lin->weight.normal_(0, 0.2);
+    lin->bias.normal_(0, 0.2);
+  }
+  lin->attach_lora(4, 8, 0.0, std::make_shared<LoraSwitch>());
+  {
+    torch::NoGradGuard ng;
+    lin->lora_B->weight.normal_(0, 0.3);  // B starts at 0: make the adapter matter
+  }
+  lin->weight.set_requires_grad(false);
+  lin->bias.set_requires_grad(false);
+  for (bool x_grad : {true, false})
+    for (auto shape : std::vector<std::vector<int64_t>>{{7, 24}, {2, 5, 24}}) {
+      auto x = torch::randn(shape).requires_grad_(x_grad);
+      auto out_shape = shape;
+      out_shape.back() = 40;
+      auto g = torch::randn(out_shape);
+      auto A = lin->lora_A->weight, B = lin->lora_B->weight;
+      for (auto* p : {&A, &B})
+        if (p->grad().defined()) p->mutable_grad() = torch::Tensor();
+      auto y = lin->forward(x);
+      y.backward(g);
+      auto gx = x_grad ? x.grad().clone() : torch::Tensor();
+      auto gA = A.grad().clone(), gB = B.grad().clone();
+      // The reference, on detached copies.
+      auto xr = x.detach().clone().requires_grad_(x_grad);
+      auto Ar = A.detach().clone().requires_grad_(true), Br = B.detach().clone().requires_grad_(true);
+      auto yr = torch::matmul(xr, lin->weight.t()) + lin->bias +
+                torch::matmul(torch::matmul(xr, Ar.t()), Br.t()) * lin->lora_scaling;
+      yr.backward(g);
+      EXPECT_TRUE(torch::allclose(y, yr, 1e-5, 1e-5)) << (y - yr).abs().max().item<double>();
+      EXPECT_TRUE(torch::allclose(gA, Ar.grad(), 1e-4, 1e-5)) << (gA - Ar.grad()).abs().max().item<double>();
+      EXPECT_TRUE(torch::allclose(gB, Br.grad(), 1e-4, 1e-5)) << (gB - Br.grad()).abs().max().item<double>();
+      EXPECT_TRUE(gB.is_contiguous());
+      if (x_grad) {
+        EXPECT_TRUE(torch::allclose(gx, xr.grad(), 1e-4, 1e-5)) << (gx - xr.grad()).abs().max().item<double>();
+      }
+    }
+}
+
 TEST(Fused, FrozenLoraWeightCastFollowsTheWeight) {
   torch::manual_seed(0);
   Linear lin(24, 40, true);
