@@ -44,11 +44,13 @@ void with_data(const at::Tensor& t, Fn&& fn) {
 // fork costs more than it saves), else 1.
 inline int kernel_threads(int64_t elements) { return elements >= (1 << 15) ? at::get_num_threads() : 1; }
 
-// fn(begin, end) over [0, n) in blocks of 4096 elements (whole vectors), on kernel_threads(n)
-// threads (one when !threaded).
+// Elements per block when a kernel splits its range over threads (whole vectors).
+constexpr int64_t kBlock = 4096;
+
+// fn(begin, end) over [0, n) in whole blocks of kBlock elements, on kernel_threads(n) threads (one
+// when !threaded).
 template <typename Fn>
 void for_blocks(int64_t n, bool threaded, Fn&& fn) {
-  constexpr int64_t kBlock = 4096;
   const int threads = threaded ? kernel_threads(n) : 1;
   parallel_chunks((n + kBlock - 1) / kBlock, threads,
                   [&](int64_t b0, int64_t b1) { fn(b0 * kBlock, std::min(n, b1 * kBlock)); });

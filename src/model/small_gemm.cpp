@@ -43,8 +43,12 @@ constexpr int kMR = 6;
 constexpr int kNR = 4;
 
 // Sums of four 16-lane vectors as one 4-lane vector {sum a, sum b, sum c, sum d}.
+// (Masked extracts for both halves: GCC 12 warns about the undefined lanes of the unmasked forms and
+// of _mm512_castps512_ps256; this runs once per output element, so the extra instruction is free.)
 RLHF_AVX512 inline __m256 half(__m512 v) {  // lanes 0-7 + lanes 8-15
-  return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  const __m512d d = _mm512_castps_pd(v);
+  return _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 0)),
+                       _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 1)));
 }
 
 RLHF_AVX512 inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {

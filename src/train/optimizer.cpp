@@ -138,8 +138,8 @@ void adamw_update(torch::Tensor& p, const torch::Tensor& g, torch::Tensor& m, to
 
 double sum_squares(const torch::Tensor& x, bool vectorised) {
   TORCH_CHECK(fused_cpu_float(x), "sum_squares: a contiguous fp32 CPU tensor");
-  // One partial sum per 4096-element block, added in order: the same result for any thread count.
-  constexpr int64_t kBlock = 4096;
+  // One partial sum per block, added in order: the same result for any thread count.
+  using simd::kBlock;
   const int64_t n = x.numel(), blocks = (n + kBlock - 1) / kBlock;
   const float* xp = x.data_ptr<float>();
   std::vector<double> partial(static_cast<size_t>(blocks));
