@@ -135,6 +135,11 @@ TEST(Fused, LoraDeltaMatchesTheComposition) {
       for (auto* p : {&A, &B})
         if (p->grad().defined()) p->mutable_grad() = torch::Tensor();
       auto y = lin->forward(x);
+      // The sum's inputs: the frozen product and the adapter op (not the two-Linear composition).
+      bool took_op = false;
+      for (const auto& e : y.grad_fn()->next_edges())
+        if (e.function && e.function->name().find("LoraDelta") != std::string::npos) took_op = true;
+      EXPECT_TRUE(took_op) << "the fp32 training path did not run the LoRA op";
       y.backward(g);
       auto gx = x_grad ? x.grad().clone() : torch::Tensor();
       auto gA = A.grad().clone(), gB = B.grad().clone();

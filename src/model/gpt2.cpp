@@ -88,13 +88,9 @@ torch::Tensor Gpt2Impl::head(const torch::Tensor& h) {
 }
 
 bool Gpt2Impl::hf_transposed(const std::string& name) const {
-  auto ends = [&](const char* s) {
-    std::string suf(s);
-    return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
-  };
   return name.find("lora_") == std::string::npos &&
-         (ends("attn.c_attn.weight") || ends("attn.c_proj.weight") || ends("mlp.c_fc.weight") ||
-          ends("mlp.c_proj.weight"));
+         (name.ends_with("attn.c_attn.weight") || name.ends_with("attn.c_proj.weight") ||
+          name.ends_with("mlp.c_fc.weight") || name.ends_with("mlp.c_proj.weight"));
 }
 
 std::vector<std::string> Gpt2Impl::hf_aliases(const std::string& name) const {
@@ -112,10 +108,7 @@ void Gpt2Impl::init_weights(uint64_t seed, const ParamFilter& only) {
   auto gen = at::detail::createCPUGenerator(seed ^ 0xC0B1ull);
   for (auto& item : named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
-    auto is = [&](const std::string& suffix) {
-      return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    };
-    if (!is(".attn.c_proj.weight") && !is(".mlp.c_proj.weight")) continue;
+    if (!name.ends_with(".attn.c_proj.weight") && !name.ends_with(".mlp.c_proj.weight")) continue;
     if (only && !only(name)) continue;
     auto cpu = torch::empty(item.value().sizes(), torch::kFloat);
     cpu.normal_(0, std, gen);

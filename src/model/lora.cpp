@@ -19,9 +19,7 @@ bool matches(const std::string& module, const std::vector<std::string>& targets)
   if (targets.size() == 1 && targets[0].rfind("re:", 0) == 0) return std::regex_match(module, std::regex(targets[0].substr(3)));
   for (const auto& t : targets) {
     if (module == t) return true;
-    if (module.size() > t.size() && module.compare(module.size() - t.size(), t.size(), t) == 0 &&
-        module[module.size() - t.size() - 1] == '.')
-      return true;
+    if (module.size() > t.size() && module.ends_with(t) && module[module.size() - t.size() - 1] == '.') return true;
   }
   return false;
 }

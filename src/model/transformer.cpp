@@ -14,12 +14,9 @@
 namespace rlhf {
 
 namespace {
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
 // Parameters a checkpoint of another head type lacks: load_model draws them.
 bool is_head_parameter(const std::string& name) {
-  return name.rfind("score.", 0) == 0 || name.rfind("lm_head.", 0) == 0;
+  return name.starts_with("score.") || name.starts_with("lm_head.");
 }
 }  // namespace
 
@@ -32,8 +29,8 @@ std::vector<std::pair<std::string, Linear>> TransformerImpl::linear_layers() {
 }
 
 bool TransformerImpl::hf_ignorable(const std::string& name) const {
-  return ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias") ||
-         ends_with(name, "rotary_emb.inv_freq") || name == "lm_head.weight";
+  return name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") ||
+         name.ends_with("rotary_emb.inv_freq") || name == "lm_head.weight";
 }
 
 torch::Tensor TransformerImpl::lm_logits(const torch::Tensor& h) {
@@ -58,8 +55,8 @@ void TransformerImpl::init_weights(uint64_t seed, const ParamFilter& only) {
     bool is_norm = name.find("ln_") != std::string::npos || name.find("layernorm") != std::string::npos ||
                    name.find("norm.") != std::string::npos;
     if (is_norm) {
-      ends_with(name, ".bias") ? p.zero_() : p.fill_(1.0);
-    } else if (ends_with(name, ".bias")) {
+      name.ends_with(".bias") ? p.zero_() : p.fill_(1.0);
+    } else if (name.ends_with(".bias")) {
       p.zero_();
     } else {
       auto cpu = torch::empty(p.sizes(), torch::kFloat);

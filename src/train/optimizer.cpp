@@ -12,8 +12,7 @@ namespace rlhf {
 
 bool no_decay_by_default(const std::string& name, const torch::Tensor& t) {
   auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
-  bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-  return t.dim() < 2 || bias || has("norm") || has("ln_") || has("wte") || has("wpe") || has("embed_tokens");
+  return t.dim() < 2 || name.ends_with(".bias") || has("norm") || has("ln_") || has("wte") || has("wpe") || has("embed_tokens");
 }
 
 AdamW::AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& params, const AdamWConfig& cfg,
