@@ -206,6 +206,75 @@ TEST(ModelConfigErrors, NameTheFileAndField) {
   }
 }
 
+// Values that parse but would give a NaN model or ask for terabytes (issue 15): refused, naming the field.
+TEST(ModelConfigErrors, ValuesThatWouldBreakTheModel) {
+  struct Case {
+    const char* json;
+    std::vector<std::string> expect;
+  } cases[] = {
+      {R"({"model_type":"llama","vocab_size":300.5})", {"vocab_size", "integer", "300.5"}},
+      {R"({"model_type":"llama","vocab_size":1000000000000})", {"vocab_size", "1000000000000", "corrupt"}},
+      {R"({"model_type":"llama","vocab_size":1e12})", {"vocab_size"}},
+      {R"({"model_type":"llama","vocab_size":18446744073709551615})", {"vocab_size"}},
+      {R"({"model_type":"gpt2","n_layer":100000})", {"n_layer", "100000"}},
+      {R"({"model_type":"llama","hidden_size":1e9,"num_attention_heads":1})", {"hidden_size"}},
+      {R"({"model_type":"llama","max_position_embeddings":4.5})", {"max_position_embeddings", "integer"}},
+      {R"({"model_type":"llama","rms_norm_eps":-1})", {"rms_norm_eps", "> 0"}},
+      {R"({"model_type":"llama","rms_norm_eps":0})", {"rms_norm_eps", "> 0"}},
+      {R"({"model_type":"gpt2","layer_norm_epsilon":-1e-5})", {"layer_norm_epsilon"}},
+      {R"({"model_type":"llama","rope_theta":0})", {"rope_theta", "> 0"}},
+      {R"({"model_type":"llama","rope_theta":-10000})", {"rope_theta"}},
+      {R"({"model_type":"llama","rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":-1}})", {"low_freq_factor"}},
+      {R"({"model_type":"gpt2","attn_pdrop":1.5})", {"attn_pdrop"}},
+      {R"({"model_type":"gpt2","initializer_range":-0.02})", {"initializer_range"}},
+      {R"({"model_type":"llama","eos_token_id":-3})", {"eos_token_id"}},
+      {R"({"model_type":"llama","num_labels":2.5})", {"num_labels"}},
+      {R"({"model_type":"mistral","sliding_window":-4})", {"sliding_window"}},
+  };
+  for (const auto& c : cases) {
+    Json j = Json::parse(c.json);
+    try {
+      ModelConfig::from_json(j, "dir/config.json");
+      ADD_FAILURE() << c.json << ": accepted";
+    } catch (const rlhf::Error& e) {
+      std::string msg = e.what();
+      EXPECT_NE(msg.find("dir/config.json"), std::string::npos) << c.json << ": " << msg;
+      for (const auto& part : c.expect) EXPECT_NE(msg.find(part), std::string::npos) << c.json << ": " << msg;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << c.json << ": non-rlhf exception: " << e.what();
+    }
+  }
+  // Integral floats and -1 ids (old Llama configs) stay accepted.
+  auto ok = ModelConfig::from_json(Json::parse(R"({"model_type":"llama","vocab_size":320.0,"pad_token_id":-1})"), "c");
+  EXPECT_EQ(ok.vocab_size, 320);
+  EXPECT_EQ(ok.pad_token_id, -1);
+  // Special ids past the vocabulary (transformers' tiny test configs) are dropped with a warning, not
+  // used: generation could never stop at such an EOS.
+  auto odd = ModelConfig::from_json(
+      Json::parse(R"({"model_type":"gpt2","vocab_size":128,"eos_token_id":[50256,3],"bos_token_id":50256})"), "c");
+  EXPECT_EQ(odd.eos_token_ids, std::vector<int64_t>{3});
+  EXPECT_EQ(odd.bos_token_id, -1);
+  EXPECT_EQ(odd.to_json()["bos_token_id"], 50256);  // the file's values survive a round trip
+}
+
+// The parameter bytes are computed from config.json before anything is allocated; too many for the
+// memory there is names the fields that make them.
+TEST(ModelConfigErrors, ModelLargerThanMemoryNamesTheFields) {
+  auto big_vocab = ModelConfig::from_json(
+      Json::parse(R"({"model_type":"llama","vocab_size":16777216,"hidden_size":8192,"num_hidden_layers":2,)"
+                  R"("num_attention_heads":64,"intermediate_size":1024})"),
+      "m/config.json");
+  expect_error([&] { big_vocab.check_fits_in_memory(uint64_t(64) << 30); },
+               {"m/config.json", "vocab_size 16777216", "hidden_size 8192", "GB"}, "huge embedding");
+  auto deep = ModelConfig::from_json(
+      Json::parse(R"({"model_type":"gpt2","vocab_size":100,"n_embd":8192,"n_layer":1000,"n_head":64})"), "g/config.json");
+  expect_error([&] { deep.check_fits_in_memory(uint64_t(64) << 30); }, {"g/config.json", "n_layer 1000", "n_embd 8192"},
+               "many layers");
+  auto small = preset_config("llama", "tiny");
+  small.check_fits_in_memory(uint64_t(1) << 30);  // a tiny model fits in 1 GB
+  EXPECT_THROW(small.check_fits_in_memory(1000), rlhf::Error);
+}
+
 TEST(ModelConfigErrors, Files) {
   test::TempDir dir;
   auto p = (dir / "config.json").string();

@@ -102,6 +102,26 @@ TEST_F(PreferenceTest, BadRecordsAreReportedWithFileAndLine) {
   bad(R"({"prompt": "Q", "chosen": " a"})", {"bad.jsonl:2", "rejected"});
   bad(R"({"prompt": "Q", "completion": " a", "label": true})", {"bad.jsonl:2", "KTO"});
   bad(R"({"prompt": "Q", "responses": [" a", " b"], "ranking": [[0, 1]]})", {"bad.jsonl:2", "tied"});
+  // Identical responses ranked apart are a tie, as chosen == rejected is refused (issue 15): their pair is
+  // dropped and counted, and a record left with no pair (every sample the same text) is dropped and counted.
+  write_text_file(tmp / "same.jsonl", R"({"prompt": "Q", "responses": [" same", " same"], "ranking": [0, 1]})" "\n");
+  expect_error([&] { load_preference_data(tmp / "same.jsonl", *tok, {}); }, {"same.jsonl", "no record implies a preference"},
+               "only copies");
+  write_text_file(tmp / "dup.jsonl", R"({"prompt": "Q", "responses": [" a", " same", " same"], "ranks": [2, 1, 3]})" "\n"
+                                     R"({"prompt": "Q", "responses": [" a", " same", " same"], "ranking": [0, [1, 2]]})" "\n"
+                                     R"({"prompt": "Q", "responses": [" x", " x", " x"], "ranking": [2, 0, 1]})" "\n");
+  PreferenceDataStats st;
+  auto ok = load_preference_data(tmp / "dup.jsonl", *tok, {}, &st);
+  ASSERT_EQ(ok.size(), 3u);
+  EXPECT_TRUE(ok[2].pairs.empty());  // kept, with no pair: it teaches nothing and moves no other record
+  EXPECT_EQ(ok[0].pairs.size(), 2u);  // (1, 0) and (0, 2); (1, 2) dropped
+  for (auto& p : ok[0].pairs) EXPECT_FALSE(p.better == 1 && p.worse == 2);
+  EXPECT_EQ(ok[0].pair_normalizer(), 3.0);  // the record's loss still averages over its 3 comparisons
+  EXPECT_EQ(ok[1].pairs.size(), 2u);
+  EXPECT_EQ(st.identical_pairs, 4);  // 1 in the first record, 3 in the last
+  EXPECT_EQ(st.all_identical, 1);
+  EXPECT_NE(st.describe().find("4 pairs of identical responses dropped"), std::string::npos) << st.describe();
+  EXPECT_NE(st.describe().find("1 records with every response the same text"), std::string::npos) << st.describe();
 }
 
 TEST_F(PreferenceTest, TruncationKeepsThePromptStartAndReportsEmptiedResponses) {

@@ -275,6 +275,18 @@ int count_open_fds() {
   return n;
 }
 
+TEST(SafetensorsErrors, NonFiniteTensorsAreNamed) {
+  auto t = torch::ones({3, 2});
+  require_finite(t, "f.safetensors", "w", "fix");  // finite: fine
+  t[1][0] = std::numeric_limits<float>::quiet_NaN();
+  t[2][1] = std::numeric_limits<float>::infinity();
+  expect_error([&] { require_finite(t, "f.safetensors", "w", "the fix"); },
+               {"f.safetensors", "\"w\"", "2 NaN/Inf values", "the fix"}, "NaN and Inf");
+  expect_error([&] { require_finite_to_save({{"a", torch::ones({2})}, {"b", t}}, "out/dir"); },
+               {"out/dir", "\"b\"", "refusing to write"}, "save guard");
+  require_finite(torch::full({2}, 7, torch::kLong), "f", "ids", "");  // integers are never checked
+}
+
 TEST(SafetensorsErrors, FailedOpenLeaksNothing) {
   TempDir dir;
   auto p = dir / "bad.safetensors";
@@ -390,6 +402,27 @@ TEST(SafetensorsReaderErrors, Shards) {
     test::write_bytes(dir / "model.safetensors.index.json", "[]");
     expect_error([&] { SafetensorsReader r(dir.path()); }, {"model.safetensors.index.json", "weight_map"},
                  "index not an object");
+  }
+  {
+    TempDir dir;  // the index lists a tensor that no shard holds
+    write_index(dir, R"({"x":"a.safetensors","y":"b.safetensors","z":"b.safetensors"})");
+    expect_error([&] { SafetensorsReader r(dir.path()); }, {"model.safetensors.index.json", "\"z\"", "does not hold"},
+                 "listed tensor missing");
+  }
+  {
+    TempDir dir;  // a shard holds a tensor the index leaves out
+    write_index(dir, R"({"x":"a.safetensors"})");
+    save_safetensors(dir / "a.safetensors", {{"x", torch::ones({2})}, {"w", torch::ones({2})}});
+    expect_error([&] { SafetensorsReader r(dir.path()); }, {"model.safetensors.index.json", "\"w\"", "does not list"},
+                 "unlisted tensor");
+  }
+  {
+    TempDir dir;  // the index puts a tensor in the wrong shard
+    save_safetensors(dir / "a.safetensors", {{"x", torch::ones({2})}});
+    save_safetensors(dir / "b.safetensors", {{"y", torch::ones({2})}, {"x2", torch::ones({2})}});
+    test::write_bytes(dir / "model.safetensors.index.json",
+                      R"({"weight_map":{"x":"a.safetensors","y":"b.safetensors","x2":"a.safetensors"}})");
+    expect_error([&] { SafetensorsReader r(dir.path()); }, {"\"x2\"", "a.safetensors", "b.safetensors"}, "wrong shard");
   }
   {
     TempDir dir;  // a shard that is itself broken is named

@@ -264,6 +264,33 @@ TEST(Tokenizer, LoadErrorsNameTheFileAndField) {
 #endif
 }
 
+// A lone huge id in a small file would size tables (and, through vocab_size(), models) by it: refused
+// before anything is allocated, naming the token (issue 15).
+TEST(Tokenizer, TokenIdsAreBoundedByTheVocabulary) {
+  TempDir dir;
+  fs::path file = dir / "tokenizer.json";
+  auto refused = [&](const std::function<void(Json&)>& edit, std::initializer_list<std::string> parts, const char* what) {
+    Json j = byte_level_tokenizer(kHelloWorld);
+    edit(j);
+    write_json_atomic(file, j);
+    std::string msg = expect_error([&] { Tokenizer::load(dir.path()); }, parts, what);
+    EXPECT_NE(msg.find(file.string()), std::string::npos) << what << ": " << msg;
+    EXPECT_EQ(msg.find("out of memory"), std::string::npos) << msg;
+  };
+  refused([](Json& j) { j["model"]["vocab"]["zz"] = 100000000; }, {"\"zz\"", "100000000", "266"}, "vocab id 1e8");
+  refused([](Json& j) { j["model"]["vocab"]["zz"] = 1000000000; }, {"\"zz\"", "1000000000"}, "vocab id 1e9");
+  refused([](Json& j) { j["added_tokens"][1]["id"] = 100000000; }, {"<|bos|>", "100000000"}, "added id 1e8");
+  refused([](Json& j) { j["added_tokens"][1]["id"] = 10000000000ll; }, {"added_tokens[1]", "id"}, "added id 1e10");
+  refused([](Json& j) { j["added_tokens"][1]["id"] = 301.5; }, {"added_tokens[1]", "id"}, "fractional id");
+  refused([](Json& j) { j["post_processor"]["processors"][1]["special_tokens"]["<|bos|>"]["ids"] = {5000}; },
+          {"post_processor", "5000"}, "template id outside the vocabulary");
+  // Ids with a few gaps, as real files sometimes have, still load.
+  Json j = byte_level_tokenizer(kHelloWorld);
+  j["model"]["vocab"]["zz"] = 1000;
+  write_json_atomic(file, j);
+  EXPECT_EQ(Tokenizer::load(dir.path())->vocab_size(), 1001);
+}
+
 // ---- training ------------------------------------------------------------------------------------------------
 
 TEST(TokenizerTrainer, MergesTheMostFrequentPairs) {

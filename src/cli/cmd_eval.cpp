@@ -43,6 +43,7 @@ Command add_eval(CLI::App& root) {
   app->add_option("--extra", c->extra, "JSON object merged into the results (curves, timings, notes)");
   app->add_option("--samples-shown", c->samples_shown, "prompts shown side by side in the report")->capture_default_str();
   app->add_option("--out", c->out, "output directory")->required();
+  add_input_limit_options(app);
   auto table = std::make_shared<bool>(true);
   app->add_flag("!--no-table", *table, "do not print the results table (the pipeline prints it)");
   return {app, [c, specs, table] {

@@ -46,8 +46,19 @@ Command add_generate(CLI::App& root) {
                                    "header (message-list prompts always are)");
   app->add_option("--chat-template", o->chat_template, ChatTemplate::name_list(" | ") + " "
                                                        "(default: the tokenizer's)");
+  add_input_limit_options(app);
   return {app, [o] {
             RLHF_CHECK(!o->prompt.empty() || !o->prompts.empty(), "give --prompt TEXT or --prompts FILE.jsonl");
+            RLHF_CHECK(o->gen.n >= 1, "--n ", o->gen.n, " must be >= 1");
+            RLHF_CHECK(o->gen.max_new_tokens >= 1, "--max-new-tokens ", o->gen.max_new_tokens, " must be >= 1");
+            RLHF_CHECK(o->gen.batch_rows >= 1, "--batch-rows ", o->gen.batch_rows, " must be >= 1");
+            o->gen.sampling.validate();
+            // The output is checked (and opened) now, not after generating everything.
+            std::unique_ptr<JsonlWriter> w;
+            if (!o->out.empty()) {
+              remove_stale_temporaries_of(o->out);
+              w = std::make_unique<JsonlWriter>(o->out);
+            }
             auto model = load_model(o->model);
             auto tok = load_tokenizer_for(o->model, o->tokenizer, model->config());
             std::vector<PromptRecord> prompts;
@@ -71,6 +82,7 @@ Command add_generate(CLI::App& root) {
             GenerateParams p = o->gen;
             p.eos_ids = eos_ids(*tok, model->config());
             p.pad_id = tok->pad_id() >= 0 ? tok->pad_id() : 0;
+            p.vocab_limit = tok->vocab_size();  // ids past the tokenizer have no text: never sample them
             p.stop_strings = o->stop;
             p.decode = [tok](const std::vector<int64_t>& v) { return tok->decode(v, /*skip_special_tokens=*/true); };
             p.progress = prompts.size() > 1;
@@ -81,8 +93,6 @@ Command add_generate(CLI::App& root) {
             log_info("generated ", st.generated_tokens, " tokens: prefill ", format_duration(st.prefill_s), ", decode ",
                      format_duration(st.decode_s), " (", int64_t(double(st.generated_tokens) / std::max(st.decode_s, 1e-9)),
                      " tokens/s)");
-            std::unique_ptr<JsonlWriter> w;
-            if (!o->out.empty()) w = std::make_unique<JsonlWriter>(o->out);
             for (size_t i = 0; i < prompts.size(); ++i) {
               Json responses = Json::array(), lps = Json::array(), mlps = Json::array(), fin = Json::array(),
                    reasons = Json::array(), rids = Json::array();

@@ -1,7 +1,10 @@
 // `rlhf init`: a randomly initialised model in Hugging Face layout (tests and the demo start here).
 #include "cli/commands.h"
+#include "cli/common.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "model/transformer.h"
+#include "train/sft.h"
 
 namespace rlhf::cli {
 
@@ -10,7 +13,7 @@ Command add_init(CLI::App& root) {
     std::string arch = "gpt2", size = "tiny", out, save_dtype = "fp32", model_type;
     int64_t n_layer = 0, n_head = 0, n_kv_head = 0, n_embd = 0, n_inner = 0, vocab_size = 0, n_ctx = 0;
     uint64_t seed = 0;
-    bool tie = false, untie = false, qkv_bias = false;
+    bool tie = false, untie = false, qkv_bias = false, overwrite = false;
     double rope_theta = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -32,7 +35,9 @@ Command add_init(CLI::App& root) {
   app->add_flag("--qkv-bias", o->qkv_bias, "llama: bias on q/k/v projections");
   app->add_option("--seed", o->seed, "initialisation seed")->capture_default_str();
   app->add_option("--save-dtype", o->save_dtype, "fp32 | bf16 | fp16 on disk")->capture_default_str();
+  add_overwrite_option(app, o->overwrite);
   return {app, [o] {
+            torch::ScalarType dt = parse_save_dtype(o->save_dtype);
             ModelConfig base = preset_config(o->arch, o->size);
             Json j = base.to_json();
             bool gpt2 = base.arch == Arch::GPT2;
@@ -61,11 +66,8 @@ Command add_init(CLI::App& root) {
             if (o->tie) j["tie_word_embeddings"] = true;
             if (o->untie) j["tie_word_embeddings"] = false;
             ModelConfig cfg = ModelConfig::from_json(j, "init options");
-            torch::ScalarType dt = o->save_dtype == "fp32" ? torch::kFloat
-                                   : o->save_dtype == "bf16" ? torch::kBFloat16
-                                   : o->save_dtype == "fp16" ? torch::kHalf
-                                                             : torch::ScalarType::Undefined;
-            RLHF_CHECK(dt != torch::ScalarType::Undefined, "--save-dtype '", o->save_dtype, "' is not known; use fp32, bf16 or fp16");
+            DirLock lock(o->out);
+            prepare_model_output_dir(o->out, o->overwrite);
             auto model = make_model(cfg, o->seed);
             save_model(*model, o->out, dt);
             log_info("wrote ", cfg.describe(), " to ", o->out);

@@ -77,12 +77,21 @@ Command add_score(CLI::App& root) {
   app->add_option("--chat-template", o->chat_template, "for message-list data");
   app->add_option("--batch-size", o->batch, "sequences per forward pass")->capture_default_str();
   app->add_option("--max-length", o->max_length, "prompt + response tokens")->capture_default_str();
+  add_input_limit_options(app);
   return {app, [o] {
+            RLHF_CHECK(o->batch >= 1, "--batch-size ", o->batch, " must be >= 1");
+            RLHF_CHECK(o->max_length >= 4, "--max-length ", o->max_length, " must be at least 4 tokens");
+            // The output is checked (and opened) now, not after scoring everything.
+            std::unique_ptr<JsonlWriter> w;
+            if (!o->out.empty()) {
+              remove_stale_temporaries_of(o->out);
+              w = std::make_unique<JsonlWriter>(o->out);
+            }
             RewardModel rm = load_reward_model(o->reward);
             auto tok = load_tokenizer_for(o->reward, o->tokenizer, rm.model->config());
             PreferenceDataOptions po;
             po.add_eos = false;
-            po.max_length = o->max_length;
+            po.max_length = cap_to_context(o->max_length, rm.model->config());
             po.chat_template = o->chat_template;
             po.allow_unpaired = true;
             po.allow_unranked = true;
@@ -98,8 +107,6 @@ Command add_score(CLI::App& root) {
               for (auto& resp : ex.back().responses)
                 RLHF_CHECK(resp.loss_tokens() > 0, r.where(), ": a response has no tokens left within --max-length ", o->max_length);
             }
-            std::unique_ptr<JsonlWriter> w;
-            if (!o->out.empty()) w = std::make_unique<JsonlWriter>(o->out);
             const int64_t pad = rm.pad_id >= 0 ? rm.pad_id : 0;
             torch::NoGradGuard ng;
             for (size_t i = 0; i < ex.size(); ++i) {

@@ -83,7 +83,10 @@ Command add_rl(CLI::App& root, const std::string& algo, const std::string& help)
   app->add_option("--seed", c->seed, "seed for prompt order, sampling and initialisation")->capture_default_str();
   app->add_option("--max-bad-steps", c->max_bad_steps, "stop after this many consecutive NaN/Inf iterations")
       ->capture_default_str();
-  app->add_flag("--resume", c->resume, "continue from the newest checkpoint in --out");
+  app->add_flag("--resume", c->resume, "continue from the newest checkpoint in --out (a corrupt one falls back to the previous)");
+  app->add_flag("--resume-anyway", c->resume_anyway,
+                "with --resume: continue although options or data files changed since the checkpoint");
+  add_input_limit_options(app);
   return {app, [c, app] {
             c->resolved = resolved_options(app);
             run_rl(*c);

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "core/fs.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/hf_tokenizer.h"
@@ -54,8 +55,9 @@ CLI::App* add_train(CLI::App& group, std::function<void()>& run) {
                                    o->special_tokens.end(),
                  "token \"", *t, "\" is not among --special-tokens; add it there");
     o->show_progress = log_level() <= LogLevel::Info;
-    TrainedTokenizer trained = train_bpe(*o);
     fs::path dir(*out_dir);
+    DirLock lock(dir);
+    TrainedTokenizer trained = train_bpe(*o);
     HfTokenizer tok(trained.tokenizer_json, (dir / "tokenizer.json").string(), trained.config_json);
     tok.save(dir);
     log_info("wrote ", (dir / "tokenizer.json").string(), ": ", tok.describe());

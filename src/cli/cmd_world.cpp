@@ -7,6 +7,7 @@
 #include "cli/config_file.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "io/jsonl.h"
 #include "world/world.h"
@@ -43,6 +44,7 @@ std::vector<std::string> sample_responses(const JsonlRecord& r) {
 }
 
 void run_generate(const WorldOpts& o) {
+  DirLock lock(o.out);
   World w(o.world);
   w.write(o.out);
   log_info("wrote the demo world (seed ", o.world.seed, ") to ", o.out, ": world.json, pretrain.jsonl (",
@@ -53,7 +55,10 @@ void run_generate(const WorldOpts& o) {
 void run_rate(const WorldOpts& o) {
   World w = World::load(o.world_file);
   std::unique_ptr<JsonlWriter> out;
-  if (!o.out.empty()) out = std::make_unique<JsonlWriter>(o.out);
+  if (!o.out.empty()) {
+    remove_stale_temporaries_of(o.out);
+    out = std::make_unique<JsonlWriter>(o.out);
+  }
   std::vector<GoldRating> all;
   for (auto& r : read_jsonl(o.samples)) {
     std::string prompt = prompt_user_text(r.value.contains("prompt") ? r.value["prompt"] : Json(), r.where());
@@ -75,6 +80,8 @@ void run_rate(const WorldOpts& o) {
 
 void run_rank(const WorldOpts& o) {
   World w = World::load(o.world_file);
+  remove_stale_temporaries_of(o.out);
+  JsonlWriter out(o.out);  // the output is checked now, not after the work
   auto records = read_jsonl(o.samples);
   std::vector<std::vector<double>> groups;
   std::vector<std::vector<std::string>> responses;
@@ -94,7 +101,6 @@ void run_rank(const WorldOpts& o) {
   double tau = calibrate_rater_noise(groups, o.rater.agreement);
   auto rankings = simulated_rankings(groups, tau, o.rater.seed);
   int64_t pairs = 0, agree = 0;
-  JsonlWriter out(o.out);
   for (size_t i = 0; i < groups.size(); ++i) {
     const auto& rk = rankings[i];
     for (size_t a = 0; a < rk.size(); ++a)

@@ -35,6 +35,8 @@ void add_sampling_options(CLI::App* app, SamplingParams& p) {
 
 }  // namespace rlhf::cli
 
+#include "core/log.h"
+#include "io/jsonl.h"
 #include "model/lora.h"
 #include "train/loop.h"
 
@@ -71,8 +73,45 @@ void add_train_options(CLI::App* app, TrainConfig& t) {
   app->add_option("--logging-steps", t.logging_steps, "a metrics line every N steps")->capture_default_str();
   app->add_option("--seed", t.seed, "seed for data order, dropout and initialisation")->capture_default_str();
   app->add_option("--max-bad-steps", t.max_bad_steps, "stop after this many consecutive NaN/Inf steps")->capture_default_str();
-  app->add_flag("--resume", t.resume, "continue from the newest checkpoint in --out");
+  app->add_flag("--resume", t.resume, "continue from the newest checkpoint in --out (a corrupt one falls back to the previous)");
+  app->add_flag("--resume-anyway", t.resume_anyway,
+                "with --resume: continue although options or data files changed since the checkpoint");
   add_gradient_checkpointing_option(app, t.gradient_checkpointing);
+  add_input_limit_options(app);
+}
+
+void add_input_limit_options(CLI::App* app) {
+  app->add_option("--max-text-chars", input_limits().max_text_chars,
+                  "longest text field a data line may hold, in characters; longer ones are refused before they are "
+                  "tokenised (0 = no limit)")
+      ->capture_default_str();
+}
+
+void add_overwrite_option(CLI::App* app, bool& overwrite) {
+  app->add_flag("--overwrite-output-dir", overwrite, "replace a model that --out already holds");
+}
+
+void prepare_model_output_dir(const std::filesystem::path& dir, bool overwrite, bool clear) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return;
+  std::vector<fs::path> old;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string n = it->path().filename().string();
+    bool model_file = n == "config.json" || n == "generation_config.json" || n == "tokenizer.json" ||
+                      n == "tokenizer.model" || n == "tokenizer_config.json" || n == "special_tokens_map.json" ||
+                      n == "adapter_config.json" || n == "adapter_model.safetensors" ||
+                      (n.starts_with("model") && (n.ends_with(".safetensors") || n.ends_with(".safetensors.index.json")));
+    if (model_file && it->is_regular_file(ec)) old.push_back(it->path());
+  }
+  if (old.empty()) return;
+  std::sort(old.begin(), old.end());
+  RLHF_CHECK(overwrite, dir.string(), ": already holds a model (", old.front().filename().string(),
+             old.size() > 1 ? " and " + std::to_string(old.size() - 1) + " more files" : std::string(),
+             "); pass --overwrite-output-dir to replace it, or choose another --out");
+  if (!clear) return;
+  for (auto& f : old) fs::remove(f, ec);
+  log_info(dir.string(), ": --overwrite-output-dir: removed the previous model's ", old.size(), " files");
 }
 
 void add_gradient_checkpointing_option(CLI::App* app, bool& on) {

@@ -42,5 +42,15 @@ void add_lora_options(CLI::App* app, bool& use_lora, LoraConfig& l);
 void add_gradient_checkpointing_option(CLI::App* app, bool& on);
 // --config FILE (expanded before parsing; see config_file.h).
 void add_config_option(CLI::App* app);
+// --max-text-chars N: the longest string field a data file may hold (io/jsonl.h InputLimits).
+void add_input_limit_options(CLI::App* app);
+// --overwrite-output-dir for commands that write a model into --out.
+void add_overwrite_option(CLI::App* app, bool& overwrite);
+// A model directory about to be written by `init` or `merge`: refused when it already holds a model
+// (config.json, weights, an adapter) unless `overwrite`; with it, the previous model's files
+// (weights, shards, tokenizer, adapter, generation config) are removed first so that nothing of
+// the old model stays beside the new one.
+// `clear` = false only checks (to refuse before the work); the files go in a second call.
+void prepare_model_output_dir(const std::filesystem::path& dir, bool overwrite, bool clear = true);
 
 }  // namespace rlhf::cli

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/json.h"
 
 namespace rlhf::cli {
@@ -113,6 +114,15 @@ Json resolved_options(const CLI::App* app) {
       j[name] = nullptr;
     }
   }
+  // What the data files given as options hold now, so that --resume can tell a changed file.
+  Json inputs = Json::object();
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::vector<Json> vals = it->is_array() ? std::vector<Json>(it->begin(), it->end()) : std::vector<Json>{*it};
+    for (const Json& v : vals)
+      if (v.is_string() && !v.get<std::string>().empty())
+        if (std::string fp = file_fingerprint(v.get<std::string>()); !fp.empty()) inputs[v.get<std::string>()] = fp;
+  }
+  if (!inputs.empty()) j["_inputs"] = inputs;
   return j;
 }
 

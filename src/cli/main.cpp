@@ -3,17 +3,44 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "cli/config_file.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
 
+namespace {
+
+// The out-of-memory line: what the process was doing (see rlhf::Activity) and advice that fits it.
+std::string out_of_memory_message() {
+  const std::string act = rlhf::Activity::current();
+  const uint64_t avail = rlhf::available_memory_bytes();
+  std::string gb = avail == UINT64_MAX ? std::string("the")
+                                       : std::to_string(int64_t(double(avail) / 1e8) / 10.0).substr(0, 5) + " GB of";
+  std::string advice;
+  if (act.rfind("training", 0) == 0)
+    advice = "lower --micro-batch-size or --max-length, or use --gradient-checkpointing or --lora";
+  else if (act.rfind("generating", 0) == 0)
+    advice = "lower --batch-rows or --max-new-tokens";
+  else if (act.rfind("reading", 0) == 0 || act.rfind("loading", 0) == 0)
+    advice = "the input needs more than " + gb + " memory available; check that it is the file you meant";
+  else
+    advice = "free memory (" + gb + " memory was available) or use smaller inputs";
+  return "out of memory" + (act.empty() ? std::string() : " while " + act) + "; " + advice;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   rlhf::fix_blas_kernel_or_reexec(argv);
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG and the usual "write failed"
+  // line, instead of the kernel ending the process silently with SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   CLI::App app{"rlhf: supervised fine-tuning, reward models, PPO/GRPO/RLOO and DPO for Hugging Face\n"
                "causal language models, in one native binary.",
@@ -61,7 +88,18 @@ int main(int argc, char** argv) {
     std::reverse(args.begin(), args.end());  // CLI11 takes the vector back to front
     app.parse(args);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // One line, like every other error, naming where the options are listed.
+    std::string help = "rlhf";
+    for (const CLI::App* sub = &app; sub;) {
+      const CLI::App* next = nullptr;
+      for (const CLI::App* s : sub->get_subcommands())
+        if (s->parsed()) next = s;
+      if (next) help += " " + next->get_name();
+      sub = next;
+    }
+    std::fprintf(stderr, "error: %s (see `%s --help`)\n", e.what(), help.c_str());
+    return e.get_exit_code();
   } catch (const rlhf::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
@@ -81,10 +119,13 @@ int main(int argc, char** argv) {
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     msg = msg.substr(0, msg.find('\n'));
-    std::fprintf(stderr, "error: libtorch: %s\n", msg.c_str());
+    if (msg.find("can't allocate memory") != std::string::npos || msg.find("out of memory") != std::string::npos)
+      std::fprintf(stderr, "error: %s (%s)\n", out_of_memory_message().c_str(), msg.c_str());
+    else
+      std::fprintf(stderr, "error: libtorch: %s\n", msg.c_str());
     return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "error: out of memory; use a smaller batch, a shorter max length, or --lora\n");
+    std::fprintf(stderr, "error: %s\n", out_of_memory_message().c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -104,4 +104,35 @@ int usable_cores() {
   return std::max(1, std::min(n, cgroup_quota_cores()));
 }
 
+uint64_t available_memory_bytes() {
+  uint64_t avail = UINT64_MAX;
+  {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    uint64_t kb = 0;
+    std::string unit;
+    while (in >> key >> kb) {
+      std::getline(in, unit);
+      if (key == "MemAvailable:") {
+        avail = kb * 1024;
+        break;
+      }
+    }
+  }
+  auto read_u64 = [](const char* path, uint64_t& v) {
+    std::ifstream f(path);
+    std::string s;
+    if (!(f >> s) || s == "max" || s.find_first_not_of("0123456789") != std::string::npos) return false;
+    v = std::stoull(s);
+    return true;
+  };
+  uint64_t limit = 0, used = 0;
+  if ((read_u64("/sys/fs/cgroup/memory.max", limit) && read_u64("/sys/fs/cgroup/memory.current", used)) ||
+      (read_u64("/sys/fs/cgroup/memory/memory.limit_in_bytes", limit) &&
+       read_u64("/sys/fs/cgroup/memory/memory.usage_in_bytes", used))) {
+    if (limit < (uint64_t(1) << 62)) avail = std::min(avail, limit > used ? limit - used : 0);
+  }
+  return avail;
+}
+
 }  // namespace rlhf

@@ -1,5 +1,6 @@
 // What the CPU can do (cpuid) and how many cores this process may use (affinity, cgroup quota).
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace rlhf {
@@ -23,5 +24,9 @@ const CpuInfo& cpu_info();
 
 // Cores this process may run on: min(sched affinity, cgroup v2/v1 CPU quota), at least 1.
 int usable_cores();
+
+// Memory this process can still allocate, in bytes: the kernel's MemAvailable, lowered to what the
+// cgroup (v2 memory.max or v1 limit) leaves. UINT64_MAX when neither can be read.
+uint64_t available_memory_bytes();
 
 }  // namespace rlhf

@@ -40,4 +40,21 @@ void replace_directory(const fs::path& src, const fs::path& dst);
 // Creates a directory (and parents) or explains why it can't.
 void ensure_directory(const fs::path& dir);
 
+// What an errno means for someone writing files, with the fix ("no space left on device; free some
+// disk space and run again"; EFBIG names the file-size limit).
+std::string errno_text(int e);
+
+// What a file holds, cheaply comparable across runs: "<size>:<64-bit FNV-1a of the bytes>" (files
+// up to 4 GiB; larger ones "<size>:<mtime>"). "" when it is not a readable regular file.
+std::string file_fingerprint(const fs::path& path);
+
+// Clears what interrupted runs left in `dir` (a directory this process has locked, see DirLock):
+// AtomicFile temporaries "<name>.tmp.<pid>" of processes that no longer run, half-written
+// checkpoint directories (checkpoints/step-N.tmp), and a checkpoint moved aside by replace_directory
+// (step-N.old: put back when step-N is missing, else removed). Subdirectories that another process
+// holds locked are left alone. Returns the number of entries removed or restored (and logs it).
+int64_t remove_stale_temporaries(const fs::path& dir);
+// The same for one output file: "<file>.tmp.<pid>" beside it, of processes that no longer run.
+int64_t remove_stale_temporaries_of(const fs::path& file);
+
 }  // namespace rlhf

@@ -6,8 +6,26 @@
 #include <cmath>
 #include <cstdio>
 #include <mutex>
+#include <exception>
+#include <vector>
 
 namespace rlhf {
+
+namespace {
+thread_local std::vector<std::string> t_activities;
+// The innermost activity an exception left (main reads it after the stack has unwound).
+thread_local std::string t_failed;
+}
+
+Activity::Activity(std::string what) : exceptions_(std::uncaught_exceptions()) {
+  t_failed.clear();
+  t_activities.push_back(std::move(what));
+}
+Activity::~Activity() {
+  if (std::uncaught_exceptions() > exceptions_ && t_failed.empty()) t_failed = t_activities.back();
+  t_activities.pop_back();
+}
+std::string Activity::current() { return t_activities.empty() ? t_failed : t_activities.back(); }
 
 static LogLevel g_level = LogLevel::Info;
 static std::mutex g_log_mutex;

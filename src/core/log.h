@@ -41,6 +41,21 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
+// What this thread is doing right now ("reading data.jsonl", "training"), for the one message that
+// cannot name it otherwise: main's out-of-memory line. Scoped; the innermost one wins.
+class Activity {
+ public:
+  explicit Activity(std::string what);
+  ~Activity();
+  Activity(const Activity&) = delete;
+  Activity& operator=(const Activity&) = delete;
+  // The innermost activity, or the one an exception unwound most recently; "" when none.
+  static std::string current();
+
+ private:
+  int exceptions_;
+};
+
 // Seconds as "1h02m", "3m05s", "12.3s".
 std::string format_duration(double seconds);
 

@@ -163,6 +163,9 @@ void init_runtime(const RuntimeOptions& opts) {
   int cores = usable_cores();
   RLHF_CHECK(opts.threads >= 0, "--threads ", opts.threads, " is negative; use 0 for all cores");
   info.threads = opts.threads > 0 ? opts.threads : cores;
+  if (opts.threads > cores)
+    log_warn("--threads ", opts.threads, " is more than the ", cores, " usable cores; threads will wait on each other "
+             "(use --threads ", cores, " or 0)");
   torch::set_num_threads(info.threads);
   if (auto set = blas_fn<void (*)(int)>("openblas_set_num_threads")) set(info.threads);
 

@@ -14,6 +14,8 @@ std::string PreferenceDataStats::describe() const {
   std::ostringstream s;
   s << records << " prompts, " << responses << " responses, " << pairs << " pairs";
   if (unpaired) s << ", " << unpaired << " unpaired";
+  if (identical_pairs) s << ", " << identical_pairs << " pairs of identical responses dropped (ties)";
+  if (all_identical) s << ", " << all_identical << " records with every response the same text (no preference)";
   if (truncated) s << ", " << truncated << " sequences truncated";
   if (dropped_empty) s << ", " << dropped_empty << " records dropped (a response cut to nothing)";
   if (bad_lines) s << ", " << bad_lines << " bad lines skipped";
@@ -56,6 +58,13 @@ FlatPairs flatten_pairs(const std::vector<PreferenceExample>& data, const std::v
       p.p_better.push_back(pr.p_better);
     }
   return p;
+}
+
+torch::Tensor pair_normalizers(const std::vector<PreferenceExample>& data, const std::vector<int64_t>& idx,
+                               torch::Device device) {
+  std::vector<float> n;
+  for (auto i : idx) n.push_back(float(data[size_t(i)].pair_normalizer()));
+  return torch::tensor(n).to(device);
 }
 
 std::vector<PreferencePair> pairs_from_ranks(const std::vector<int>& ranks) {
@@ -133,6 +142,7 @@ class Builder {
     ++st_.responses;
     return ex;
   }
+  void count_identical_pair() { ++st_.identical_pairs; }
 
  private:
   // Keeps prompt tokens up to max_prompt_length (its start or end) and the response's start.
@@ -243,8 +253,17 @@ PreferenceExample parse_record(const Json& j, const std::string& where, Builder&
     for (size_t i = 0; i < rs.size(); ++i)
       ex.responses.push_back(b.response(p, rs[i], where + ": response " + std::to_string(i)));
     if (o.allow_unranked && !j.contains("ranking") && !j.contains("ranks")) return ex;
-    ex.pairs = pairs_from_ranks(ranks_of(j, rs.size(), where));
-    RLHF_CHECK(!ex.pairs.empty(), where, ": every response is tied; the ranking implies no preference");
+    // Samples of one prompt repeat themselves, and a rater has to put the copies somewhere: a pair of
+    // identical texts is a tie (as chosen == rejected teaches nothing), dropped and counted.
+    auto all = pairs_from_ranks(ranks_of(j, rs.size(), where));
+    ex.ranked_pairs = int64_t(all.size());
+    for (const auto& pr : all) {
+      if (response_key_text(rs[size_t(pr.better)]) == response_key_text(rs[size_t(pr.worse)])) b.count_identical_pair();
+      else ex.pairs.push_back(pr);
+    }
+    // All of them copies of one text (a confident policy): no pair is left; load_preference_data
+    // counts such a record.
+    RLHF_CHECK(!all.empty(), where, ": every response is tied; the ranking implies no preference");
   } else if (j.contains("completion") && j.contains("label")) {
     RLHF_CHECK(o.allow_unpaired, where, ": unpaired {\"completion\", \"label\"} records are for KTO (rlhf dpo --loss kto)");
     RLHF_CHECK(j["label"].is_boolean(), where, ": \"label\" must be true (desirable) or false");
@@ -277,11 +296,16 @@ PreferenceExample PreferenceParser::parse(const Json& record, const std::string&
 }
 const PreferenceDataStats& PreferenceParser::stats() const { return impl_->stats; }
 
+void validate_preference_options(const PreferenceDataOptions& opts) {
+  RLHF_CHECK(opts.max_length >= 4, "--max-length ", opts.max_length, " must be at least 4 tokens");
+  RLHF_CHECK(opts.max_prompt_length >= 0, "--max-prompt-length ", opts.max_prompt_length, " must be >= 0");
+  RLHF_CHECK(opts.prompt_truncation == "keep_start" || opts.prompt_truncation == "keep_end",
+             "--prompt-truncation \"", opts.prompt_truncation, "\" is not known; use keep_start or keep_end");
+}
+
 std::vector<PreferenceExample> load_preference_data(const std::filesystem::path& path, const Tokenizer& tok,
                                                     const PreferenceDataOptions& opts, PreferenceDataStats* stats) {
-  RLHF_CHECK(opts.max_length >= 4, "max length must be at least 4 tokens");
-  RLHF_CHECK(opts.prompt_truncation == "keep_start" || opts.prompt_truncation == "keep_end",
-             "prompt truncation must be keep_start or keep_end");
+  validate_preference_options(opts);
   PreferenceParser parser(tok, opts);
   PreferenceDataStats st;
   std::vector<PreferenceExample> out;
@@ -291,6 +315,9 @@ std::vector<PreferenceExample> load_preference_data(const std::filesystem::path&
   read_jsonl(path, ro, &st.bad_lines, [&](const JsonlRecord& r) {
     PreferenceExample ex = parser.parse(r.value, r.where());
     ex.source_line = r.line;
+    // Every response one text: no preference, so no gradient; kept (and counted) so that the other
+    // records, and the order a seed gives them, stay what they were.
+    if (ex.label < 0 && ex.pairs.empty() && !opts.allow_unranked) ++st.all_identical;
     for (auto& resp : ex.responses)
       if (resp.loss_tokens() == 0) {
         ++st.dropped_empty;
@@ -309,13 +336,17 @@ std::vector<PreferenceExample> load_preference_data(const std::filesystem::path&
              "); raise --max-length or lower --max-prompt-length");
   }
   int64_t bad = st.bad_lines, dropped = st.dropped_empty, pairs = st.pairs, unpaired = st.unpaired;
+  int64_t same = st.all_identical;
   st = parser.stats();
   st.bad_lines = bad;
   st.dropped_empty = dropped;
+  st.all_identical = same;
   st.pairs = pairs;
   st.unpaired = unpaired;
   st.records = int64_t(out.size());
   RLHF_CHECK(!out.empty(), path.string(), ": no usable preference records");
+  RLHF_CHECK(st.pairs > 0 || st.unpaired > 0, path.string(), ": no record implies a preference (every ranking ranks "
+             "copies of one response); sample more diverse responses");
   if (stats) *stats = st;
   return out;
 }

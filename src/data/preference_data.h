@@ -4,7 +4,8 @@
 //                                                  shared prefix of chosen and rejected is the prompt
 //     + optional "margin" (float) and "p_chosen" (soft label in [0, 1])
 //   {"prompt","responses":[...],"ranking":[...]}   best first; an entry may be a list of tied
-//                                                  indices ([2, [0, 3], 1]); or "ranks": [1, 3, 1, 2]
+//                                                  indices ([2, [0, 3], 1]); or "ranks": [1, 3, 1, 2];
+//                                                  identical responses count as tied
 //   {"prompt","completion","label": true|false}    unpaired thumbs up/down (KTO)
 // Each prompt + response is tokenised once as a whole; prompt tokens are masked. Over-long
 // sequences keep the prompt's start (or end) and the response's start; a response cut to nothing is
@@ -32,6 +33,11 @@ struct PreferenceExample {
   std::vector<PreferencePair> pairs;        // empty for unpaired (KTO) records
   int label = -1;                           // unpaired: 1 desirable, 0 undesirable
   int64_t source_line = 0;
+  // Pairs the ranking names, identical responses included (their ties are not in `pairs`). A record's
+  // loss is the sum over `pairs` divided by this, as InstructGPT averages all C(K, 2) comparisons of
+  // a prompt: dropping a tie then changes no gradient (an identical pair has none) and no weighting.
+  int64_t ranked_pairs = 0;
+  double pair_normalizer() const { return double(std::max<int64_t>(ranked_pairs, int64_t(pairs.size()))); }
 };
 
 struct PreferenceDataOptions {
@@ -48,8 +54,13 @@ struct PreferenceDataOptions {
 struct PreferenceDataStats {
   int64_t records = 0, pairs = 0, responses = 0, unpaired = 0;
   int64_t bad_lines = 0, truncated = 0, dropped_empty = 0;
+  int64_t identical_pairs = 0;    // ranked pairs whose two responses are the same text (dropped)
+  int64_t all_identical = 0;      // records left with no pair by that (every response the same text)
   std::string describe() const;
 };
+
+// --max-length, --max-prompt-length and --prompt-truncation, checked before any work.
+void validate_preference_options(const PreferenceDataOptions& opts);
 
 std::vector<PreferenceExample> load_preference_data(const std::filesystem::path& path, const Tokenizer& tok,
                                                     const PreferenceDataOptions& opts,
@@ -87,6 +98,10 @@ struct FlatPairs {
 };
 FlatPairs flatten_pairs(const std::vector<PreferenceExample>& data, const std::vector<int64_t>& idx,
                         const FlatResponses& f);
+
+// pair_normalizer() of the records `idx`, as a (idx.size()) float tensor on `device`.
+torch::Tensor pair_normalizers(const std::vector<PreferenceExample>& data, const std::vector<int64_t>& idx,
+                               torch::Device device);
 
 // The pairs a ranking implies: every (i, j) with i ranked strictly above j; `ranks[i]` is the rank of
 // response i (smaller is better, equal = tie).

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/lock.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -74,6 +75,7 @@ struct Judge {
     p.eos_ids = eos;
     p.pad_id = pad;
     p.batch_rows = 64;
+    p.vocab_limit = tok->vocab_size();
     auto t = tok;
     p.decode = [t](const std::vector<int64_t>& v) { return t->decode(v, /*skip_special_tokens=*/true); };
     p.progress = true;
@@ -236,7 +238,9 @@ Json run_eval(const EvalConfig& cfg) {
   }
   RLHF_CHECK(!ref_dir.empty(), "rlhf eval: the reference \"", cfg.reference,
              "\" is not among the --policy names; add --policy ", cfg.reference, "=DIR or set --reference");
-  ensure_directory(cfg.out);
+  RLHF_CHECK(cfg.max_new_tokens >= 1, "--max-new-tokens ", cfg.max_new_tokens, " must be >= 1");
+  RLHF_CHECK(std::isfinite(cfg.temperature) && cfg.temperature > 0, "--temperature must be a finite number > 0");
+  DirLock out_lock(cfg.out);
 
   Judge J(cfg);
   J.ref = load_policy(ref_dir);

@@ -1,5 +1,7 @@
 #include "generate/generator.h"
 
+#include <limits>
+
 #include <chrono>
 
 #include "core/error.h"
@@ -38,6 +40,7 @@ void validate(const TransformerImpl& model, const std::vector<std::vector<int64_
   RLHF_CHECK(p.n >= 1, "n (samples per prompt) must be >= 1");
   RLHF_CHECK(p.max_new_tokens >= 1, "max_new_tokens must be >= 1");
   RLHF_CHECK(p.batch_rows >= 1, "batch rows must be >= 1");
+  RLHF_CHECK(p.vocab_limit >= 0, "vocab limit must be >= 0");
   RLHF_CHECK(p.stop_strings.empty() || p.decode, "stop strings need a tokenizer to decode with");
   for (const auto& s : p.stop_strings) RLHF_CHECK(!s.empty(), "stop strings must not be empty");
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -112,6 +115,8 @@ void generate_group(TransformerImpl& model, const std::vector<std::vector<int64_
     for (int64_t r = 0; r < R; ++r) u[size_t(r)] = counter_uniform(rows[live[size_t(r)]].seed, uint64_t(step));
     auto uniforms = torch::from_blob(u.data(), {R}, torch::kDouble).clone();
     auto model_logp_all = torch::log_softmax(logits, -1);
+    if (p.vocab_limit > 0 && p.vocab_limit < logits.size(-1))
+      logits.narrow(-1, p.vocab_limit, logits.size(-1) - p.vocab_limit).fill_(-std::numeric_limits<float>::infinity());
     torch::Tensor sample_logp;
     auto tokens = chain.sample(logits, uniforms, &sample_logp);
     auto model_logp = model_logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1);

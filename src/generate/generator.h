@@ -24,6 +24,10 @@ struct GenerateParams {
   std::vector<int64_t> eos_ids;  // any of these ends a sequence (kept in its ids)
   std::vector<std::string> stop_strings;  // ends a sequence once its text contains one (needs `decode`)
   int64_t pad_id = 0;            // filler for left padding (masked out)
+  // Ids >= this are never sampled: a model whose embedding is larger than its tokenizer (rows padded
+  // to a multiple of 64) would otherwise emit ids that decode to nothing. 0 = the whole vocabulary.
+  // model_logprobs stay those of the raw model over every id.
+  int64_t vocab_limit = 0;
   // Token ids -> text, for stop strings and Generation::text (e.g. Tokenizer::decode without specials).
   std::function<std::string(const std::vector<int64_t>&)> decode;
   bool progress = false;         // show a progress bar over prompts

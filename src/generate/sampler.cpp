@@ -1,5 +1,7 @@
 #include "generate/sampler.h"
 
+#include <cmath>
+
 #include <limits>
 #include <sstream>
 
@@ -69,11 +71,16 @@ void MinP::apply(torch::Tensor& logits) const {
   logits.masked_fill_(probs < threshold, kNegInf);
 }
 
+void SamplingParams::validate() const {
+  RLHF_CHECK(std::isfinite(temperature) && temperature >= 0, "--temperature must be a finite number >= 0 (0 = greedy), got ",
+             temperature);
+  RLHF_CHECK(top_k >= 0, "--top-k must be >= 0 (0 = disabled), got ", top_k);
+  RLHF_CHECK(top_p > 0 && top_p <= 1, "--top-p must be in (0, 1] (1 = disabled), got ", top_p);
+  RLHF_CHECK(min_p >= 0 && min_p < 1, "--min-p must be in [0, 1) (0 = disabled), got ", min_p);
+}
+
 SamplerChain::SamplerChain(const SamplingParams& p) {
-  RLHF_CHECK(p.temperature >= 0, "temperature must be >= 0 (0 = greedy), got ", p.temperature);
-  RLHF_CHECK(p.top_k >= 0, "top-k must be >= 0 (0 = disabled), got ", p.top_k);
-  RLHF_CHECK(p.top_p > 0 && p.top_p <= 1, "top-p must be in (0, 1] (1 = disabled), got ", p.top_p);
-  RLHF_CHECK(p.min_p >= 0 && p.min_p < 1, "min-p must be in [0, 1) (0 = disabled), got ", p.min_p);
+  p.validate();
   greedy_ = p.temperature == 0;
   if (greedy_) return;
   if (p.temperature != 1.0f) steps_.push_back(std::make_unique<Temperature>(p.temperature));

@@ -17,6 +17,9 @@ struct SamplingParams {
   float top_p = 1.0f;        // 1.0 = disabled
   float min_p = 0.0f;        // 0 = disabled; drop tokens with p < min_p * p_max
   std::string describe() const;
+  // Refuses values that cannot sample (a non-finite temperature, top-p outside (0, 1], ...),
+  // naming the option (--temperature, --top-k, --top-p, --min-p).
+  void validate() const;
 };
 
 class LogitsStep {

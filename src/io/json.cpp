@@ -18,7 +18,29 @@ std::string json_type_name(const Json& j) {
   }
 }
 
+int64_t json_nesting_depth(std::string_view text) {
+  int64_t depth = 0, max_depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
 Json parse_json(std::string_view text, const std::string& where) {
+  // nlohmann's parser is iterative, but dumping, comparing and our own walks recurse: bound the depth.
+  if (int64_t d = json_nesting_depth(text); d > kMaxJsonDepth)
+    RLHF_FAIL(where, ": JSON nested ", d, " levels deep (at most ", kMaxJsonDepth, " are accepted); the file is corrupt");
   try {
     return Json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {

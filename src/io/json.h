@@ -12,8 +12,12 @@ namespace rlhf {
 
 using Json = nlohmann::json;
 
-// Parses `text`; `where` names the source in errors ("runs/a/config.json", "data.jsonl:12").
+// Parses `text`; `where` names the source in errors ("runs/a/config.json", "data.jsonl:12"). Text
+// nested deeper than kMaxJsonDepth objects/lists is refused before parsing.
+inline constexpr int64_t kMaxJsonDepth = 128;
 Json parse_json(std::string_view text, const std::string& where);
+// Deepest nesting of objects and lists in JSON text (strings skipped), without parsing it.
+int64_t json_nesting_depth(std::string_view text);
 Json read_json_file(const std::filesystem::path& path, std::string_view what = "JSON file");
 void write_json_atomic(const std::filesystem::path& path, const Json& j, int indent = 2);
 

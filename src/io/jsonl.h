@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/fs.h"
@@ -23,7 +24,23 @@ struct JsonlReadOptions {
   int64_t max_records = 0;      // 0 = all
 };
 
-// Reads every non-blank line; each must be a JSON object. `validate` (optional) may throw
+// Bounds on what one record can make us allocate: a 50 MB text field once cost 7 GB to tokenise.
+// Process-wide, set from --max-text-chars by the commands that read data.
+struct InputLimits {
+  int64_t max_text_chars = 1000000;  // characters (code points) in one string field; 0 = no limit
+  // Lines longer than this are refused before they are parsed: 16 bytes per allowed character
+  // (room for several long fields and JSON escapes), at least 16 MiB.
+  int64_t max_line_bytes() const;
+};
+InputLimits& input_limits();
+
+// Throws (naming `where`, the field and --max-text-chars) if a string in `j` is longer than the limit.
+void check_text_lengths(const Json& j, const std::string& where, int64_t max_text_chars = input_limits().max_text_chars);
+// The same for one text (`field` names it; "" = the whole line of a text file).
+void check_text_length(std::string_view text, const std::string& where, const std::string& field = "",
+                       int64_t max_text_chars = input_limits().max_text_chars);
+
+// Reads every non-blank line; each must be a JSON object within input_limits(). `validate` (optional) may throw
 // rlhf::Error for a line whose fields are wrong; with skip_bad_lines that line is skipped too.
 // *skipped receives the number of skipped lines. An empty file is an error.
 std::vector<JsonlRecord> read_jsonl(const std::filesystem::path& path, const JsonlReadOptions& opts = {},

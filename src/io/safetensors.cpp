@@ -187,6 +187,8 @@ torch::Tensor SafetensorsFile::load(const std::string& name, torch::ScalarType d
 SafetensorsReader::SafetensorsReader(const std::filesystem::path& p, const std::string& basename) : root_(p) {
   namespace fs = std::filesystem;
   std::vector<fs::path> shards;
+  std::map<std::string, std::string> listed;  // an index's weight_map: tensor -> shard file
+  fs::path index_path;
   std::error_code ec;
   if (fs::is_regular_file(p, ec)) {
     shards.push_back(p);
@@ -206,8 +208,11 @@ SafetensorsReader::SafetensorsReader(const std::filesystem::path& p, const std::
         RLHF_CHECK(f.find('/') == std::string::npos && f.find("..") == std::string::npos, index.string(),
                    ": shard name \"", f, "\" must be a plain file name in the same directory");
         if (std::find(files.begin(), files.end(), f) == files.end()) files.push_back(f);
+        listed[it.key()] = f;
       }
+      RLHF_CHECK(!files.empty(), index.string(), ": \"weight_map\" lists no tensors");
       for (auto& f : files) shards.push_back(p / f);
+      index_path = index;
     } else {
       RLHF_FAIL(p.string(), ": no ", basename, ".safetensors or ", basename,
                 ".safetensors.index.json (pytorch_model.bin is not supported: re-save with safe_serialization=True)");
@@ -221,6 +226,21 @@ SafetensorsReader::SafetensorsReader(const std::filesystem::path& p, const std::
                  files_[it->second]->path().string());
     }
   }
+  if (index_path.empty()) return;
+  // Every shard opened: the index must list exactly the tensors they hold, each under its shard.
+  for (const auto& f : files_) {
+    const std::string shard = f->path().filename().string();
+    for (const auto& info : f->tensors()) {
+      auto l = listed.find(info.name);
+      RLHF_CHECK(l != listed.end(), index_path.string(), ": shard ", shard, " holds tensor \"", info.name,
+                 "\" that weight_map does not list; the index does not match its shards");
+      RLHF_CHECK(l->second == shard, index_path.string(), ": weight_map puts \"", info.name, "\" in ", l->second,
+                 " but it is in ", shard, "; the index does not match its shards");
+    }
+  }
+  for (const auto& [name, file] : listed)
+    RLHF_CHECK(where_.count(name), index_path.string(), ": weight_map lists tensor \"", name, "\" in ", file,
+               " but that shard does not hold it; the index does not match its shards (re-download or re-save the model)");
 }
 
 std::vector<std::string> SafetensorsReader::names() const {
@@ -244,6 +264,25 @@ torch::Tensor SafetensorsReader::load(const std::string& name, torch::ScalarType
 }
 
 std::string SafetensorsReader::describe() const { return root_.string(); }
+
+std::string SafetensorsReader::file_of(const std::string& name) const {
+  auto it = where_.find(name);
+  return it == where_.end() ? root_.string() : files_[it->second]->path().string();
+}
+
+void require_finite(const torch::Tensor& t, const std::string& where, const std::string& name, const std::string& fix) {
+  if (!t.is_floating_point() || t.numel() == 0) return;
+  torch::NoGradGuard ng;
+  if (t.isfinite().all().item<bool>()) return;
+  int64_t bad = t.numel() - t.isfinite().sum().item<int64_t>();
+  RLHF_FAIL(where, ": tensor \"", name, "\" holds ", bad, " NaN/Inf value", bad == 1 ? "" : "s", "; ", fix);
+}
+
+void require_finite_to_save(const NamedTensors& tensors, const std::string& where) {
+  for (const auto& [name, t] : tensors)
+    require_finite(t, where, name,
+                   "refusing to write non-finite weights (the training diverged: lower --lr, keep --max-grad-norm on)");
+}
 
 // ---- writing -------------------------------------------------------------------------------------
 

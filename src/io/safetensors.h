@@ -62,6 +62,7 @@ class SafetensorsReader {
   const StTensorInfo& info(const std::string& name) const;
   torch::Tensor load(const std::string& name, torch::ScalarType dtype = torch::kFloat) const;
   std::string describe() const;  // path(s) for messages
+  std::string file_of(const std::string& name) const;  // the file holding tensor `name`
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
@@ -74,6 +75,13 @@ std::string st_dtype_name(torch::ScalarType t);
 torch::ScalarType st_dtype_from_name(const std::string& name, const std::string& where);
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// Throws "<where>: tensor "<name>" holds N NaN/Inf values; <fix>" when a floating-point tensor is
+// not finite: weights read from a file are checked before use, and weights are checked before they
+// are written, so a diverged run never saves a NaN model as a success.
+void require_finite(const torch::Tensor& t, const std::string& where, const std::string& name, const std::string& fix);
+// The same over every tensor, for writing `where`.
+void require_finite_to_save(const NamedTensors& tensors, const std::string& where);
 
 // Writes tensors (converted to `dtype` when floating point; kUndefined keeps each tensor's dtype)
 // atomically to `path`, with "__metadata__" {"format":"pt", ...}.

@@ -49,13 +49,25 @@ struct ModelConfig {
   int64_t bos_token_id = -1, pad_token_id = -1;
   std::vector<int64_t> eos_token_ids;
   Json raw = Json::object();
+  std::string source;  // where it was read from ("runs/sft/config.json"), for messages
+
 
   static ModelConfig from_json(const Json& j, const std::string& where);
   static ModelConfig from_file(const std::string& path);
   Json to_json() const;  // HF config.json (architectures follow `head`)
   int64_t num_parameters() const;
+  // Refuses, naming the config.json fields that make the model large, when its fp32 parameters would
+  // take more than `available` bytes (see available_memory_bytes()).
+  void check_fits_in_memory(uint64_t available) const;
   std::string describe() const;  // "llama 4L 256d 8h/2kv 1.2M params"
 };
+
+// `max_length` capped at the model's context (n_positions / max_position_embeddings): longer rows
+// would run past the positions the model was trained with (GPT-2 cannot run them at all, RoPE models
+// would run them badly). When it caps, `note` gets the sentence that says so, for the line that
+// reports the data (and its truncated examples, which the data loaders count).
+int64_t cap_to_context(int64_t max_length, const ModelConfig& cfg, std::string* note = nullptr,
+                       const std::string& option = "--max-length");
 
 // Built-in shapes for `rlhf init` and `rlhf pretrain`, e.g. "gpt2-124m", "tiny", "llama-tiny".
 ModelConfig preset_config(const std::string& arch, const std::string& size);

@@ -1,5 +1,6 @@
 #include "model/lora.h"
 
+#include <cmath>
 #include <regex>
 #include <set>
 
@@ -34,6 +35,7 @@ std::vector<std::string> default_lora_targets(const ModelConfig& cfg) {
 }
 
 std::vector<std::string> attach_lora(TransformerImpl& model, const LoraConfig& cfg, uint64_t seed) {
+  validate_lora_config(cfg);
   RLHF_CHECK(cfg.r > 0, "LoRA rank r must be positive, got ", cfg.r);
   RLHF_CHECK(cfg.alpha > 0, "LoRA alpha must be positive, got ", cfg.alpha);
   RLHF_CHECK(cfg.dropout >= 0 && cfg.dropout < 1, "LoRA dropout must be in [0, 1), got ", cfg.dropout);
@@ -106,8 +108,17 @@ void save_lora(TransformerImpl& model, const LoraConfig& cfg, const std::filesys
             {"rank_pattern", Json::object()},
             {"alpha_pattern", Json::object()}};
   if (targets.size() == 1 && targets[0].rfind("re:", 0) == 0) j["target_modules"] = targets[0].substr(3);
+  require_finite_to_save(tensors, dir.string());
   save_safetensors(dir / "adapter_model.safetensors", tensors, torch::kFloat);
   write_json_atomic(dir / "adapter_config.json", j);
+}
+
+void validate_lora_config(const LoraConfig& c, const std::string& where) {
+  const std::string at = where.empty() ? std::string() : where + ": ";
+  RLHF_CHECK(c.r >= 1 && c.r <= 65536, at, "LoRA rank (--lora-r, \"r\") ", c.r, " must be in [1, 65536]");
+  RLHF_CHECK(std::isfinite(c.alpha) && c.alpha > 0, at, "LoRA alpha (--lora-alpha) ", c.alpha, " must be a finite number > 0");
+  RLHF_CHECK(std::isfinite(c.dropout) && c.dropout >= 0 && c.dropout < 1, at, "LoRA dropout (--lora-dropout) ", c.dropout,
+             " must be in [0, 1)");
 }
 
 LoraConfig load_lora(TransformerImpl& model, const std::filesystem::path& dir) {
@@ -121,6 +132,8 @@ LoraConfig load_lora(TransformerImpl& model, const std::filesystem::path& dir) {
   cfg.r = json_get<int64_t>(j, "r", 8, where);
   cfg.alpha = json_get<double>(j, "lora_alpha", 8, where);
   cfg.dropout = json_get<double>(j, "lora_dropout", 0.0, where);
+  RLHF_CHECK(j.value("r", Json(8)).is_number_integer(), where, ": \"r\" must be an integer rank");
+  validate_lora_config(cfg, where);
   cfg.use_rslora = json_get<bool>(j, "use_rslora", false, where);
   cfg.base_model = json_get<std::string>(j, "base_model_name_or_path", "", where);
   RLHF_CHECK(j.value("rank_pattern", Json::object()).empty() && j.value("alpha_pattern", Json::object()).empty(),
@@ -161,7 +174,9 @@ LoraConfig load_lora(TransformerImpl& model, const std::filesystem::path& dir) {
     const auto& info = st.info(*found);
     RLHF_CHECK(info.shape == item.value().sizes().vec(), dir.string(), ": tensor \"", *found, "\" has the wrong shape for this model (rank ",
                cfg.r, ")");
-    item.value().copy_(st.load(*found));
+    auto t = st.load(*found);
+    require_finite(t, dir.string(), *found, "the adapter is corrupt or came from a diverged run");
+    item.value().copy_(t);
     used.insert(*found);
   }
   for (auto& n : st.names())
@@ -181,8 +196,7 @@ bool is_adapter_dir(const std::filesystem::path& dir) {
          !std::filesystem::exists(dir / "model.safetensors.index.json", ec);
 }
 
-Transformer load_model_or_adapter(const std::filesystem::path& dir, std::optional<Head> head, uint64_t seed) {
-  if (!is_adapter_dir(dir)) return load_model(dir, head, seed);
+std::filesystem::path adapter_base_dir(const std::filesystem::path& dir) {
   auto cpath = dir / "adapter_config.json";
   Json ac = read_json_file(cpath, "PEFT adapter config");
   std::string base = json_get<std::string>(ac, "base_model_name_or_path", "", cpath.string());
@@ -193,6 +207,20 @@ Transformer load_model_or_adapter(const std::filesystem::path& dir, std::optiona
     base_dir = dir.parent_path() / base;
   RLHF_CHECK(std::filesystem::is_directory(base_dir, ec), cpath.string(), ": base model \"", base,
              "\" is not a directory here; merge the adapter with `rlhf merge --model BASE --adapter ", dir.string(), "`");
+  return base_dir;
+}
+
+ModelConfig config_of_model_or_adapter(const std::filesystem::path& dir) {
+  std::filesystem::path d = is_adapter_dir(dir) ? adapter_base_dir(dir) : dir;
+  return ModelConfig::from_file((d / "config.json").string());
+}
+
+Transformer load_model_or_adapter(const std::filesystem::path& dir, std::optional<Head> head, uint64_t seed) {
+  if (!is_adapter_dir(dir)) return load_model(dir, head, seed);
+  auto cpath = dir / "adapter_config.json";
+  Json ac = read_json_file(cpath, "PEFT adapter config");
+  std::filesystem::path base_dir = adapter_base_dir(dir);
+  std::error_code ec;
   if (!head && json_get<std::string>(ac, "task_type", "", cpath.string()) == "SEQ_CLS") head = Head::Score;
   auto model = load_model(base_dir, head, seed);
   load_lora(*model, dir);

@@ -25,6 +25,10 @@ struct LoraConfig {
   std::string base_model;        // recorded as base_model_name_or_path
 };
 
+// Refuses a rank < 1 or > 65536, a non-finite or non-positive alpha, dropout outside [0, 1), naming
+// the option (--lora-r, --lora-alpha, --lora-dropout).
+void validate_lora_config(const LoraConfig& cfg, const std::string& where = "");
+
 // The default targets: GPT-2 c_attn, c_proj, c_fc; Llama q/k/v/o_proj, gate/up/down_proj.
 std::vector<std::string> default_lora_targets(const ModelConfig& cfg);
 
@@ -61,6 +65,10 @@ void merge_lora(TransformerImpl& model);
 Transformer load_model_or_adapter(const std::filesystem::path& dir, std::optional<Head> head = std::nullopt,
                                   uint64_t seed = 0);
 bool is_adapter_dir(const std::filesystem::path& dir);
+// The base model directory an adapter names (base_model_name_or_path, also relative to the adapter).
+std::filesystem::path adapter_base_dir(const std::filesystem::path& adapter_dir);
+// config.json of a model directory, or of the base model of an adapter directory.
+ModelConfig config_of_model_or_adapter(const std::filesystem::path& dir);
 
 // Parameters that require grad, with their names.
 std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(TransformerImpl& model);

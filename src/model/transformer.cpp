@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -109,6 +110,7 @@ TransformerImpl::Prepared TransformerImpl::prepare(const torch::Tensor& ids, con
 // ---- construction and Hugging Face I/O -------------------------------------------------------------------
 
 static Transformer construct(const ModelConfig& cfg) {
+  cfg.check_fits_in_memory(available_memory_bytes());  // before libtorch asks for the bytes
   if (cfg.arch == Arch::GPT2) return std::make_shared<Gpt2Impl>(cfg);
   return std::make_shared<LlamaImpl>(cfg);
 }
@@ -155,6 +157,7 @@ std::vector<std::string> load_weights(TransformerImpl& model, const SafetensorsR
     RLHF_CHECK(info.dtype == "F32" || info.dtype == "BF16" || info.dtype == "F16" || info.dtype == "F64",
                st.describe(), ": tensor \"", *found, "\" has dtype ", info.dtype, "; expected a float type");
     auto t = st.load(*found, torch::kFloat);
+    require_finite(t, st.file_of(*found), *found, "the checkpoint is corrupt or came from a diverged run");
     if (tr) t = t.t();
     p.copy_(t.to(p.dtype()));
     used.insert(*found);
@@ -203,8 +206,10 @@ NamedTensors hf_state_dict(TransformerImpl& model) {
 }
 
 void save_model(TransformerImpl& model, const std::filesystem::path& dir, torch::ScalarType dtype) {
+  auto tensors = hf_state_dict(model);
+  require_finite_to_save(tensors, dir.string());
   ensure_directory(dir);
-  save_safetensors_dir(dir, hf_state_dict(model), dtype);
+  save_safetensors_dir(dir, tensors, dtype);
   Json cfg = model.config().to_json();
   cfg["torch_dtype"] = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kHalf ? "float16" : "float32";
   write_json_atomic(dir / "config.json", cfg);

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/lock.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "eval/report.h"
@@ -287,6 +288,8 @@ void add_curve(Json& curves, const fs::path& metrics, const std::string& title, 
 Json run_pipeline(const Json& config, const PipelineOptions& opts) {
   Runner R(config, opts);
   ensure_directory(R.run_dir());
+  std::optional<DirLock> lock;  // one pipeline per run directory; each stage locks its own output too
+  if (!opts.dry_run) lock.emplace(R.run_dir(), "--run-dir");
   if (!opts.dry_run) write_json_atomic(R.path("pipeline_config.json"), config);
   const std::string chat_template = config.value("chat_template", std::string());
   auto with_template = [&](std::vector<std::string> a) {

@@ -152,8 +152,10 @@ std::vector<AddedToken> added_tokens_from_json(const Json& j, const std::string&
     const Json& t = j[i];
     RLHF_CHECK(t.is_object(), at, ": expected an object with \"id\" and \"content\"");
     AddedToken a;
-    a.id = json_require<int32_t>(t, "id", at);
-    RLHF_CHECK(a.id >= 0, at, ": id must be non-negative");
+    auto id = t.find("id");
+    RLHF_CHECK(id != t.end() && id->is_number_integer() && id->get<int64_t>() >= 0 && id->get<int64_t>() < (int64_t(1) << 31),
+               at, ": \"id\" must be an integer in [0, 2^31), got ", id == t.end() ? std::string("nothing") : id->dump());
+    a.id = id->get<int32_t>();
     a.content = json_require<std::string>(t, "content", at);
     RLHF_CHECK(!a.content.empty(), at, ": empty \"content\"");
     a.special = json_get<bool>(t, "special", false, at);

@@ -97,9 +97,12 @@ BpeModel::~BpeModel() = default;
 void BpeModel::load_vocab(const Json& j, const std::string& where) {
   RLHF_CHECK(j.contains("vocab") && j["vocab"].is_object(), where, ": \"vocab\" must be an object {token: id}");
   int64_t max_id = -1;
+  const int64_t n = int64_t(j["vocab"].size());
   for (const auto& [token, id] : j["vocab"].items()) {
     RLHF_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < (int64_t(1) << 31), where,
                ".vocab: token \"", token, "\" has id ", id.dump(), "; ids must be integers in [0, 2^31)");
+    RLHF_CHECK(id.get<int64_t>() < n + kMaxIdGaps, where, ".vocab: token \"", token, "\" has id ", id.get<int64_t>(),
+               " but the vocab holds only ", n, " tokens; ids must number them from 0 (the file is corrupt)");
     vocab_.emplace(token, id.get<int32_t>());
     max_id = std::max(max_id, id.get<int64_t>());
   }

@@ -39,6 +39,9 @@ class BpeModel {
   std::optional<int32_t> token_to_id(std::string_view token) const;
   const std::string* id_to_token(int64_t id) const;  // null when no token has this id
   int64_t max_id() const { return int64_t(id_to_token_.size()) - 1; }
+  // Ids number the tokens 0..N-1 with at most this many gaps (real vocabularies have none): a
+  // lone id of 10^8 in a 7 KB file would otherwise size tables, and models, by it.
+  static constexpr int64_t kMaxIdGaps = 65536;
   size_t size() const { return vocab_.size(); }
   std::optional<std::string> unk_token() const { return unk_token_; }
 

@@ -24,7 +24,7 @@ std::string chat_template_field(const Json& j, const std::string& where) {
   RLHF_CHECK(it->is_array() && !it->empty(), where, ": \"chat_template\" must be a string or a list of "
                                                     "{\"name\", \"template\"} objects");
   for (const auto& t : *it)
-    if (t.value("name", "") == "default") return json_require<std::string>(t, "template", where + ".chat_template");
+    if (t.is_object() && t.contains("name") && t["name"] == "default") return json_require<std::string>(t, "template", where + ".chat_template");
   return json_require<std::string>((*it)[0], "template", where + ".chat_template");
 }
 

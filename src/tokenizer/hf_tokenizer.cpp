@@ -65,8 +65,18 @@ void HfTokenizer::init(const Json& j, const std::string& where) {
   post_processor_ = make_post_processor(field(j, "post_processor"), where + ": post_processor");
   decoder_ = make_decoder(field(j, "decoder"), where + ": decoder");
   added_ = AddedVocabulary(resolve_added_tokens(j, where, *model_), normalizer_.get());
+  // Added tokens follow the model's vocabulary: an id far beyond it is a corrupt file, not a token.
+  const int64_t id_bound = model_->max_id() + 1 + int64_t(added_.tokens().size()) + BpeModel::kMaxIdGaps;
+  for (const AddedToken& t : added_.tokens())
+    RLHF_CHECK(t.id < id_bound, where, ": added token \"", t.content, "\" has id ", t.id, " but the vocab has ",
+               model_->max_id() + 1, " ids and there are ", added_.tokens().size(),
+               " added tokens; added ids must follow the vocab (the file is corrupt)");
   keep_values_ = post_processor_ && post_processor_->needs_values();
   if (post_processor_) post_processor_->special_ids(special_prefix_, special_suffix_);
+  for (const auto* ids : {&special_prefix_, &special_suffix_})
+    for (int64_t id : *ids)
+      RLHF_CHECK(id >= 0 && id < vocab_size(), where, ": post_processor adds token id ", id,
+                 ", which is not in the vocabulary [0, ", vocab_size(), ")");
 
   TokenizerConfig config;
   if (!config_json_.is_null()) config = parse_tokenizer_config(config_json_, where + " (tokenizer_config.json)");

@@ -181,7 +181,8 @@ std::unique_ptr<PreTokenizer> make_one(const Json& j, const std::string& where, 
 
 bool pre_tokenizer_ends_with_byte_level(const Json& j) {
   if (!j.is_object()) return false;
-  std::string type = j.value("type", "");
+  auto t = j.find("type");
+  const std::string type = t != j.end() && t->is_string() ? t->get<std::string>() : "";  // make_one reports a bad one
   if (type == "ByteLevel") return true;
   if (type == "Sequence" && j.contains("pretokenizers") && j["pretokenizers"].is_array() &&
       !j["pretokenizers"].empty())

@@ -27,6 +27,7 @@ Json read_config_next_to(const fs::path& file) {
 std::shared_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& path) {
   RLHF_CHECK(fs::exists(path), path.string(), ": no such file or directory; give a model directory with "
                                               "tokenizer.json or tokenizer.model, or one of those files");
+  Activity act("loading the tokenizer " + path.string());
   fs::path file = path;
   if (fs::is_directory(path)) {
     if (fs::exists(path / "tokenizer.json")) file = path / "tokenizer.json";

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 #include <cstdio>
 #include <vector>
 
@@ -31,19 +32,128 @@ int64_t CheckpointManager::step_of(const fs::path& dir) {
   }
 }
 
-std::optional<fs::path> CheckpointManager::latest() const {
+std::vector<fs::path> CheckpointManager::complete() const {
   std::error_code ec;
-  if (!fs::is_directory(root_, ec)) return std::nullopt;
-  std::optional<fs::path> best;
-  int64_t best_step = -1;
+  std::vector<std::pair<int64_t, fs::path>> found;
+  if (!fs::is_directory(root_, ec)) return {};
   for (auto& e : fs::directory_iterator(root_, ec)) {
     int64_t s = step_of(e.path());
-    if (s > best_step && fs::exists(e.path() / "trainer_state.json")) {
-      best_step = s;
-      best = e.path();
+    if (s >= 0 && fs::exists(e.path() / "trainer_state.json", ec)) found.emplace_back(s, e.path());
+  }
+  std::sort(found.begin(), found.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  std::vector<fs::path> out;
+  for (auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+std::optional<fs::path> CheckpointManager::latest() const {
+  auto all = complete();
+  if (all.empty()) return std::nullopt;
+  return all.front();
+}
+
+namespace {
+
+// Reads back every file of a checkpoint (safetensors headers and bounds, JSON) without using it.
+void verify_checkpoint(const fs::path& dir) {
+  std::error_code ec;
+  bool weights = false;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const fs::path& f = it->path();
+    if (f.extension() == ".safetensors") {
+      SafetensorsFile st(f);
+      std::string n = f.filename().string();
+      weights |= n == "model.safetensors" || n == "adapter_model.safetensors" || n == "model.safetensors.index.json";
+    } else if (f.extension() == ".json") {
+      read_json_file(f, "checkpoint file");
+      weights |= f.filename() == "model.safetensors.index.json";
     }
   }
-  return best;
+  RLHF_CHECK(!ec, dir.string(), ": cannot list the checkpoint (", ec.message(), ")");
+  RLHF_CHECK(weights, dir.string(), ": no model.safetensors or adapter_model.safetensors");
+  for (const char* f : {"optimizer.safetensors", "rng.safetensors", "trainer_state.json"})
+    RLHF_CHECK(fs::exists(dir / f, ec), dir.string(), ": ", f, " is missing");
+  Json state = read_json_file(dir / "trainer_state.json", "trainer state");
+  RLHF_CHECK(state.is_object() && state.contains("step") && state["step"].is_number_integer(),
+             (dir / "trainer_state.json").string(), ": no integer \"step\"");
+}
+
+std::string short_value(const Json& v) {
+  std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
+}  // namespace
+
+std::vector<std::string> option_changes(const Json& saved, const Json& now) {
+  // Options that change how often things are logged or kept, not what is trained.
+  static const std::set<std::string> harmless = {"resume",     "resume-anyway", "logging-steps", "save-steps",
+                                                 "keep-last",  "eval-steps",    "sample-every",  "_runtime",
+                                                 "_inputs",    "max-bad-steps"};
+  std::vector<std::string> out;
+  if (!saved.is_object() || !now.is_object()) return out;
+  std::set<std::string> keys;
+  for (auto it = saved.begin(); it != saved.end(); ++it) keys.insert(it.key());
+  for (auto it = now.begin(); it != now.end(); ++it) keys.insert(it.key());
+  for (const auto& k : keys) {
+    // An option the checkpoint does not record is newer than the binary that wrote it: not a change.
+    if (harmless.count(k) || !saved.contains(k)) continue;
+    Json a = saved.value(k, Json()), b = now.value(k, Json());
+    if (a != b) out.push_back("--" + k + " " + short_value(a) + " -> " + short_value(b));
+  }
+  // Data files: the same path with other contents is another dataset.
+  Json ai = saved.value("_inputs", Json::object()), bi = now.value("_inputs", Json::object());
+  if (ai.is_object() && bi.is_object())
+    for (auto it = bi.begin(); it != bi.end(); ++it)
+      if (ai.contains(it.key()) && ai[it.key()] != it.value()) out.push_back(it.key() + " changed since the checkpoint");
+  return out;
+}
+
+std::optional<fs::path> checkpoint_to_resume(const CheckpointManager& ck, const std::string& name, const Json& resolved,
+                                             bool anyway) {
+  auto all = ck.complete();
+  if (all.empty()) return std::nullopt;
+  std::optional<fs::path> use;
+  std::string first_error;
+  for (const auto& dir : all) {
+    try {
+      verify_checkpoint(dir);
+      use = dir;
+      break;
+    } catch (const Error& e) {
+      if (first_error.empty()) first_error = e.what();
+      fs::path aside = dir;
+      aside += ".corrupt";
+      std::error_code ec;
+      fs::remove_all(aside, ec);
+      fs::rename(dir, aside, ec);
+      log_warn("checkpoint ", dir.string(), " is unreadable (", e.what(), "); moved it to ", aside.filename().string(),
+               " and falling back to the one before it");
+    }
+  }
+  RLHF_CHECK(use, ck.root().string(), ": no readable checkpoint to resume from (newest: ", first_error,
+             "); remove ", ck.root().string(), " to start over");
+  if (use != all.front()) log_warn("resuming from the older checkpoint ", use->string());
+  fs::path saved_cfg = *use / (name + "_config.json");
+  if (fs::exists(saved_cfg)) {
+    Json saved = read_json_file(saved_cfg, "checkpoint options");
+    auto changes = option_changes(saved, resolved);
+    std::string list;
+    for (size_t i = 0; i < changes.size(); ++i) list += (i ? "; " : "") + changes[i];
+    if (!changes.empty() && !anyway)
+      RLHF_FAIL(use->string(), ": the run was started with other options or data (", list,
+                "); resume with the same ones, or pass --resume-anyway to continue with the new ones");
+    if (!changes.empty()) log_warn("--resume-anyway: continuing ", use->string(), " with changed options: ", list);
+    Json rs = saved.value("_runtime", Json()), rn = resolved.value("_runtime", Json());
+    if (rs.is_object()) rs.erase("threads");  // results do not depend on the thread count
+    if (rn.is_object()) rn.erase("threads");
+    if (!rs.is_null() && !rn.is_null() && rs != rn)
+      log_warn("resuming ", use->string(), " with other runtime settings (", rs.dump(), " -> ", rn.dump(),
+               "); results may differ slightly from an uninterrupted run");
+  }
+  return use;
 }
 
 fs::path CheckpointManager::save(int64_t step, const std::function<void(const fs::path&)>& fill) {

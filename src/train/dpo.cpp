@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/lock.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -58,7 +59,7 @@ Losses record_losses(const DpoConfig& cfg, bool kto, DpoLoss kind, const std::ve
   auto loss = dpo_loss(kind, cfg.params, pc, pr, rc, rr);
   const int64_t R = int64_t(idx.size());
   auto sum = torch::zeros({R}, loss.options()).index_add(0, own, loss);
-  auto cnt = torch::zeros({R}, loss.options()).index_add(0, own, torch::ones_like(loss));
+  auto cnt = pair_normalizers(data, idx, dev).to(loss.scalar_type());  // ties of identical responses count
   out.per_record = sum / cnt;
   // Implicit rewards beta * (policy - reference); SimPO's are beta * average log-prob.
   auto chosen_r = (beta * (pc - rc)).detach(), rejected_r = (beta * (pr - rr)).detach();
@@ -90,16 +91,32 @@ void run_dpo(const DpoConfig& cfg) {
   const bool need_ref = kto || dpo_loss_needs_reference(kind);
   const bool normalise = !kto && dpo_loss_length_normalised(kind);
   RLHF_CHECK(cfg.reference == "cached" || cfg.reference == "online", "--reference must be cached or online");
-  RLHF_CHECK(cfg.params.beta > 0, "--beta must be > 0");
+  RLHF_CHECK(std::isfinite(cfg.params.beta) && cfg.params.beta > 0, "--beta ", cfg.params.beta, " must be a finite number > 0");
+  RLHF_CHECK(std::isfinite(cfg.params.label_smoothing) && cfg.params.label_smoothing >= 0 && cfg.params.label_smoothing < 0.5,
+             "--label-smoothing ", cfg.params.label_smoothing, " must be in [0, 0.5)");
+  RLHF_CHECK(std::isfinite(cfg.params.simpo_gamma), "--simpo-gamma must be a finite number");
+  RLHF_CHECK(std::isfinite(cfg.kto_desirable_weight) && cfg.kto_desirable_weight > 0 && std::isfinite(cfg.kto_undesirable_weight) &&
+                 cfg.kto_undesirable_weight > 0,
+             "--kto-desirable-weight and --kto-undesirable-weight must be finite numbers > 0");
+  RLHF_CHECK(std::isfinite(cfg.dropout) && cfg.dropout >= 0 && cfg.dropout < 1, "--dropout ", cfg.dropout,
+             " must be in [0, 1)");
+  RLHF_CHECK(cfg.eval_split >= 0 && cfg.eval_split < 1, "--eval-split must be in [0, 1)");
+  validate_train_config(cfg.train);
+  validate_preference_options(cfg.data_opts);
+  if (cfg.use_lora) validate_lora_config(cfg.lora);
+  parse_save_dtype(cfg.save_dtype);  // now, not after training
+  DirLock out_lock(cfg.train.out);
 
   auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
 
   // 1. data
   PreferenceDataOptions dopt = cfg.data_opts;
+  std::string cap_note;  // said with the data line below, so that a bad line stays the only output
+  dopt.max_length = cap_to_context(dopt.max_length, config_of_model_or_adapter(cfg.model), &cap_note);
   dopt.allow_unpaired = kto;
   PreferenceDataStats st;
   auto train = load_preference_data(cfg.data, *tok, dopt, &st);
-  log_info("preference data ", cfg.data, ": ", st.describe());
+  log_info("preference data ", cfg.data, ": ", st.describe(), cap_note.empty() ? "" : "; " + cap_note);
   std::vector<PreferenceExample> eval;
   if (!cfg.eval_data.empty()) {
     eval = load_preference_data(cfg.eval_data, *tok, dopt, &st);

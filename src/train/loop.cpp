@@ -45,8 +45,43 @@ void load_trainable_weights(TransformerImpl& model, bool lora, const fs::path& c
     if (!item.value().requires_grad()) continue;
     std::string key = "base_model.model." + item.key();
     RLHF_CHECK(f.find(key), ckpt.string(), ": checkpoint lacks \"", key, "\"; it was written with other LoRA settings");
-    item.value().copy_(f.load(key));
+    auto t = f.load(key);
+    require_finite(t, f.path().string(), key, "the checkpoint is corrupt");
+    item.value().copy_(t);
   }
+}
+
+void validate_optimizer_options(const AdamWConfig& a, const ScheduleConfig& s, double max_grad_norm) {
+  auto finite = [](double v) { return std::isfinite(v); };
+  RLHF_CHECK(finite(a.lr) && a.lr >= 0, "--lr ", a.lr, " is not a learning rate; give a finite number >= 0 (e.g. 2e-5)");
+  RLHF_CHECK(finite(a.weight_decay) && a.weight_decay >= 0, "--weight-decay ", a.weight_decay, " must be a finite number >= 0");
+  RLHF_CHECK(finite(a.beta1) && a.beta1 >= 0 && a.beta1 < 1, "--adam-beta1 ", a.beta1, " must be in [0, 1)");
+  RLHF_CHECK(finite(a.beta2) && a.beta2 >= 0 && a.beta2 < 1, "--adam-beta2 ", a.beta2, " must be in [0, 1)");
+  RLHF_CHECK(finite(a.eps) && a.eps > 0, "--adam-eps ", a.eps, " must be a finite number > 0");
+  RLHF_CHECK(s.type == "cosine" || s.type == "linear" || s.type == "constant", "--lr-schedule \"", s.type,
+             "\" is not known; use cosine, linear or constant");
+  RLHF_CHECK(s.warmup_steps >= 0, "--warmup-steps ", s.warmup_steps, " must be >= 0");
+  RLHF_CHECK(finite(s.warmup_ratio) && s.warmup_ratio >= 0 && s.warmup_ratio <= 1, "--warmup-ratio ", s.warmup_ratio,
+             " must be in [0, 1]");
+  RLHF_CHECK(finite(s.min_lr_ratio) && s.min_lr_ratio >= 0 && s.min_lr_ratio <= 1, "--min-lr-ratio ", s.min_lr_ratio,
+             " must be in [0, 1]");
+  RLHF_CHECK(finite(max_grad_norm) && max_grad_norm >= 0, "--max-grad-norm ", max_grad_norm,
+             " must be a finite number > 0, or 0 to turn clipping off");
+}
+
+void validate_train_config(const TrainConfig& c) {
+  RLHF_CHECK(!c.out.empty(), "--out is required");
+  RLHF_CHECK(c.max_steps >= 0, "--max-steps ", c.max_steps, " must be >= 0 (0 = as many as --epochs give)");
+  RLHF_CHECK(c.epochs >= 1 || c.max_steps > 0, "--epochs ", c.epochs, " must be >= 1 (or give --max-steps)");
+  RLHF_CHECK(c.batch_size >= 1, "--batch-size ", c.batch_size, " must be >= 1");
+  RLHF_CHECK(c.micro_batch_size >= 0 && c.micro_batch_size <= c.batch_size, "--micro-batch-size ", c.micro_batch_size,
+             " must be in [0, --batch-size ", c.batch_size, "] (0 = no accumulation)");
+  validate_optimizer_options(c.adam, c.schedule, c.max_grad_norm);
+  RLHF_CHECK(c.save_steps >= 0, "--save-steps ", c.save_steps, " must be >= 0 (0 = only at the end)");
+  RLHF_CHECK(c.keep_last >= 0, "--keep-last ", c.keep_last, " must be >= 0 (0 = keep every checkpoint)");
+  RLHF_CHECK(c.eval_steps >= 0, "--eval-steps ", c.eval_steps, " must be >= 0 (0 = only at the end)");
+  RLHF_CHECK(c.logging_steps >= 1, "--logging-steps ", c.logging_steps, " must be >= 1");
+  RLHF_CHECK(c.max_bad_steps >= 1, "--max-bad-steps ", c.max_bad_steps, " must be >= 1");
 }
 
 namespace {
@@ -77,9 +112,8 @@ void save_checkpoint(CheckpointManager& ck, TransformerImpl& model, const std::o
 
 void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::optional<LoraConfig>& lora,
                   int64_t num_examples, const TrainHooks& hooks, const std::string& name, const Json& resolved) {
-  RLHF_CHECK(!cfg.out.empty(), "--out is required");
+  validate_train_config(cfg);
   RLHF_CHECK(num_examples > 0, "no training examples");
-  RLHF_CHECK(cfg.batch_size > 0, "batch size must be positive");
   const int64_t micro = cfg.micro_batch_size > 0 ? cfg.micro_batch_size : cfg.batch_size;
   RLHF_CHECK(micro <= cfg.batch_size, "micro batch size ", micro, " exceeds the batch size ", cfg.batch_size);
   const int64_t per_epoch = (num_examples + cfg.batch_size - 1) / cfg.batch_size;
@@ -94,7 +128,9 @@ void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::opt
   CheckpointManager ck(cfg.out, cfg.keep_last);
   TrainerState st;
   torch::manual_seed(cfg.seed);  // dropout; a resumed run restores the generator state below
-  if (auto latest = ck.latest(); latest && cfg.resume) {
+  Activity act("training (" + name + ")");
+  auto latest = cfg.resume ? checkpoint_to_resume(ck, name, resolved, cfg.resume_anyway) : ck.latest();
+  if (latest && cfg.resume) {
     load_trainable_weights(model, lora.has_value(), *latest);
     opt.load(*latest / "optimizer.safetensors");
     restore_rng_states(*latest / "rng.safetensors");
@@ -202,6 +238,10 @@ void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::opt
     }
   }
   bar.finish();
+  // A run whose last steps were skipped for NaN/Inf did not end well, even if the weights are finite.
+  RLHF_CHECK(st.bad_streak == 0, name, ": the last ", st.bad_streak, " step(s) had NaN/Inf loss or gradients, so the "
+             "model was not saved; lower the learning rate or check the data (checkpoint: ",
+             ck.latest() ? ck.latest()->string() : std::string("none"), ")");
   double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   hooks.save_output(cfg.out);
   log_info(name, ": done in ", format_duration(el), " (", int64_t(double(tokens_since) / std::max(el, 1e-9)),

@@ -34,10 +34,18 @@ struct TrainConfig {
   int64_t logging_steps = 1;       // metrics line every N steps
   uint64_t seed = 42;
   bool resume = false;             // continue from the newest checkpoint in out/checkpoints
+  bool resume_anyway = false;      // resume although options or data files changed since the checkpoint
   int64_t max_bad_steps = 3;       // consecutive NaN/Inf steps before stopping
   bool shuffle = true;
   bool gradient_checkpointing = false;  // recompute each block's activations in backward (less memory, ~1/3 more compute)
 };
+
+// Refuses options that could only train a broken model, before any work: a non-finite or negative
+// learning rate, --max-steps < 0, --warmup-ratio outside [0, 1], --max-grad-norm < 0, ... Each
+// message names the option. Trainers call it first; run_training calls it again.
+void validate_train_config(const TrainConfig& cfg);
+// The optimizer and schedule part, shared with the RL trainers.
+void validate_optimizer_options(const AdamWConfig& adam, const ScheduleConfig& schedule, double max_grad_norm);
 
 // Sums of per-example quantities over micro-batches; mean() divides by the summed weights.
 class StepMetrics {

@@ -1,10 +1,12 @@
 #include "train/reward.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "align/losses.h"
 #include "core/error.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/sft_data.h"
@@ -79,7 +81,7 @@ torch::Tensor reward_record_losses(const std::vector<PreferenceExample>& data, c
   if (center > 0) loss = loss + reward_centering(rb, rw, center);
   auto own = torch::tensor(fp.owner).to(dev);
   auto per_record = torch::zeros({int64_t(idx.size())}, loss.options()).index_add(0, own, loss);
-  auto counts = torch::zeros({int64_t(idx.size())}, loss.options()).index_add(0, own, torch::ones_like(loss));
+  auto counts = pair_normalizers(data, idx, dev).to(loss.scalar_type());  // ties of identical responses count
   if (pair_rewards) {
     auto b = rb.detach().to(torch::kCPU).to(torch::kDouble), w = rw.detach().to(torch::kCPU).to(torch::kDouble);
     for (int64_t i = 0; i < b.numel(); ++i) pair_rewards->emplace_back(b[i].item<double>(), w[i].item<double>());
@@ -98,13 +100,23 @@ std::vector<double> to_vec(const torch::Tensor& t) {
 
 void run_reward(const RewardConfig& cfg) {
   RLHF_CHECK(!cfg.model.empty() && !cfg.data.empty(), "--model and --data are required");
+  RLHF_CHECK(cfg.eval_split >= 0 && cfg.eval_split < 1, "--eval-split must be in [0, 1)");
+  RLHF_CHECK(std::isfinite(cfg.center_rewards_coefficient) && cfg.center_rewards_coefficient >= 0,
+             "--center-rewards-coefficient must be a finite number >= 0");
+  validate_train_config(cfg.train);
+  validate_preference_options(cfg.data_opts);
+  if (cfg.use_lora) validate_lora_config(cfg.lora);
+  parse_save_dtype(cfg.save_dtype);  // now, not after training
+  DirLock out_lock(cfg.train.out);
   auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
 
   // 1. data
   PreferenceDataOptions dopt = cfg.data_opts;
+  std::string cap_note;  // said with the data line below, so that a bad line stays the only output
+  dopt.max_length = cap_to_context(dopt.max_length, config_of_model_or_adapter(cfg.model), &cap_note);
   PreferenceDataStats st;
   auto train = load_preference_data(cfg.data, *tok, dopt, &st);
-  log_info("preference data ", cfg.data, ": ", st.describe());
+  log_info("preference data ", cfg.data, ": ", st.describe(), cap_note.empty() ? "" : "; " + cap_note);
   std::vector<PreferenceExample> eval;
   if (!cfg.eval_data.empty()) {
     eval = load_preference_data(cfg.eval_data, *tok, dopt, &st);

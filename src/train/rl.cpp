@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/lock.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -144,19 +145,44 @@ void run_rl(const RlConfig& cfg_in) {
   RLHF_CHECK(N % cfg.mini_batches == 0, "rollout rows (", N, " = prompts x group) must divide into --mini-batches ",
              cfg.mini_batches);
   const KlEstimator kl_est = parse_kl_estimator(cfg.kl_estimator);
+  validate_optimizer_options(cfg.adam, cfg.schedule, cfg.max_grad_norm);
+  auto finite_at_least = [](double v, double lo, const char* opt) {
+    RLHF_CHECK(std::isfinite(v) && v >= lo, opt, " ", v, " must be a finite number >= ", lo);
+  };
+  finite_at_least(cfg.temperature, 1e-6, "--temperature");
+  finite_at_least(cfg.kl_coef, 0, "--kl-coef");
+  finite_at_least(cfg.kl_target, 1e-9, "--kl-target");
+  finite_at_least(cfg.kl_horizon, 1, "--kl-horizon");
+  finite_at_least(cfg.score_clip, 0, "--score-clip");
+  finite_at_least(cfg.cliprange, 0, "--cliprange");
+  finite_at_least(cfg.cliprange_value, 0, "--cliprange-value");
+  finite_at_least(cfg.vf_coef, 0, "--vf-coef");
+  finite_at_least(cfg.ent_coef, 0, "--ent-coef");
+  finite_at_least(cfg.max_approx_kl, 0, "--max-approx-kl");
+  finite_at_least(cfg.ptx_coef, 0, "--ptx-coef");
+  RLHF_CHECK(std::isfinite(cfg.missing_eos_penalty), "--missing-eos-penalty must be a finite number");
+  RLHF_CHECK(std::isfinite(cfg.gamma) && cfg.gamma >= 0 && cfg.gamma <= 1, "--gamma ", cfg.gamma, " must be in [0, 1]");
+  RLHF_CHECK(std::isfinite(cfg.lam) && cfg.lam >= 0 && cfg.lam <= 1, "--lam ", cfg.lam, " must be in [0, 1]");
+  RLHF_CHECK(cfg.max_new_tokens >= 1, "--max-new-tokens ", cfg.max_new_tokens, " must be >= 1");
+  RLHF_CHECK(cfg.micro_batch >= 0, "--micro-batch ", cfg.micro_batch, " must be >= 0 (0 = the whole mini-batch)");
+  RLHF_CHECK(cfg.ptx_batch >= 1, "--ptx-batch ", cfg.ptx_batch, " must be >= 1");
+  RLHF_CHECK(cfg.save_steps >= 0 && cfg.keep_last >= 0 && cfg.sample_every >= 0, "--save-steps, --keep-last and "
+             "--sample-every must be >= 0");
+  RLHF_CHECK(cfg.max_bad_steps >= 1, "--max-bad-steps ", cfg.max_bad_steps, " must be >= 1");
+  DirLock out_lock(cfg.out);  // one writer per output directory, from here to the end
 
   // 1. models and data (data first: bad input fails before heavy work)
   auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.policy : cfg.tokenizer);
-  ModelConfig pcfg = is_adapter_dir(cfg.policy)
-                         ? ModelConfig::from_file((fs::path(read_json_file(fs::path(cfg.policy) / "adapter_config.json")
-                                                                .value("base_model_name_or_path", cfg.policy)) /
-                                                   "config.json").string())
-                         : ModelConfig::from_file((fs::path(cfg.policy) / "config.json").string());
+  ModelConfig pcfg = config_of_model_or_adapter(cfg.policy);
   auto prompts = load_prompts(cfg, *tok, pcfg);
   RLHF_CHECK(int64_t(prompts.size()) >= cfg.rollout_batch, cfg.prompts, ": ", prompts.size(),
              " prompts, fewer than --rollout-batch ", cfg.rollout_batch);
   std::vector<TokenizedExample> ptx;
-  if (!cfg.ptx_data.empty() && cfg.ptx_coef > 0) ptx = load_sft_data(cfg.ptx_data, *tok, SftDataOptions{});
+  if (!cfg.ptx_data.empty() && cfg.ptx_coef > 0) {
+    SftDataOptions po;
+    po.max_length = cap_to_context(po.max_length, pcfg);
+    ptx = load_sft_data(cfg.ptx_data, *tok, po);
+  }
 
   auto policy = load_model_or_adapter(cfg.policy);
   merge_lora(*policy);
@@ -240,7 +266,11 @@ void run_rl(const RlConfig& cfg_in) {
     }
     if (value_head) save_safetensors(dir / "value_head.safetensors", {{"weight", value_head->weight}, {"bias", value_head->bias}});
   };
-  if (auto latest = ck.latest(); latest && cfg.resume) {
+  Json resolved = cfg.resolved;
+  resolved["_runtime"] = {{"threads", runtime().threads}, {"dtype", runtime().dtype}, {"device", runtime().device}};
+  Activity act("training (" + cfg.algo + ")");
+  auto latest = cfg.resume ? checkpoint_to_resume(ck, cfg.algo, resolved, cfg.resume_anyway) : ck.latest();
+  if (latest && cfg.resume) {
     load_trainable_weights(*policy, lora.has_value(), *latest);
     if (value) load_trainable_weights(*value, lora.has_value(), *latest / "value");
     if (value_head) {
@@ -264,8 +294,6 @@ void run_rl(const RlConfig& cfg_in) {
               "); pass --resume to continue it, or choose another --out");
   }
   ensure_directory(cfg.out);
-  Json resolved = cfg.resolved;
-  resolved["_runtime"] = {{"threads", runtime().threads}, {"dtype", runtime().dtype}, {"device", runtime().device}};
   write_json_atomic(fs::path(cfg.out) / (cfg.algo + "_config.json"), resolved);
   MetricsLog metrics(cfg.out, it0 > 0 ? it0 : -1);
   install_stop_handlers();
@@ -314,6 +342,7 @@ void run_rl(const RlConfig& cfg_in) {
     gp.seed = derive_seed(cfg.seed, uint64_t(it));
     gp.eos_ids = eos;
     gp.pad_id = pad;
+    gp.vocab_limit = tok->vocab_size();
     gp.batch_rows = std::max<int64_t>(G, 64);
     gp.decode = [&](const std::vector<int64_t>& v) { return tok->decode(v, true); };
     auto gens = generate(*policy, batch_ids, gp);
@@ -536,16 +565,19 @@ void run_rl(const RlConfig& cfg_in) {
     if (bad) row["skipped"] = true;
     metrics.log(it + 1, row);
     if (cfg.sample_every > 0 && (it % cfg.sample_every == 0 || it + 1 == cfg.iterations)) {
-      std::FILE* f = std::fopen((fs::path(cfg.out) / "samples.jsonl").c_str(), it == 0 ? "wb" : "ab");
-      if (f) {
-        for (int64_t r = 0; r < std::min<int64_t>(ro.N, 4); ++r) {
-          Json s = {{"iteration", it + 1}, {"prompt", texts_p[size_t(r)]}, {"response", texts_r[size_t(r)]},
-                    {"score", raw_scores[r].item<double>()}};
-          std::string line = s.dump() + "\n";
-          std::fwrite(line.data(), 1, line.size(), f);
-        }
-        std::fclose(f);
+      const fs::path samples = fs::path(cfg.out) / "samples.jsonl";
+      std::FILE* f = std::fopen(samples.c_str(), it == 0 ? "wb" : "ab");
+      RLHF_CHECK(f, samples.string(), ": cannot open for writing (", errno_text(errno), ")");
+      bool ok = true;
+      for (int64_t r = 0; r < std::min<int64_t>(ro.N, 4); ++r) {
+        Json s = {{"iteration", it + 1}, {"prompt", texts_p[size_t(r)]}, {"response", texts_r[size_t(r)]},
+                  {"score", raw_scores[r].item<double>()}};
+        std::string line = s.dump() + "\n";
+        ok = ok && std::fwrite(line.data(), 1, line.size(), f) == line.size();
       }
+      int e = ok ? 0 : errno;
+      if (std::fclose(f) != 0 && ok) ok = false, e = errno;
+      RLHF_CHECK(ok, samples.string(), ": write failed (", errno_text(e), ")");
     }
     char extra[160];
     std::snprintf(extra, sizeof extra, "score %.3f kl %.3f", row["objective/scores"].get<double>(), mean_kl);
@@ -560,6 +592,9 @@ void run_rl(const RlConfig& cfg_in) {
     }
   }
   bar.finish();
+  RLHF_CHECK(bad_streak == 0, cfg.algo, ": the last ", bad_streak, " iteration(s) had NaN/Inf loss or gradients, so "
+             "the policy was not saved; lower the learning rate (checkpoint: ",
+             ck.latest() ? ck.latest()->string() : std::string("none"), ")");
   save_weights(cfg.out);
   tok->save(cfg.out);
   log_info(cfg.algo, ": wrote ", cfg.out);

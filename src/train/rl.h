@@ -73,6 +73,7 @@ struct RlConfig {
   int64_t sample_every = 10;         // log sample responses with their scores every N iterations
   uint64_t seed = 42;
   bool resume = false;
+  bool resume_anyway = false;        // resume although options or data files changed since the checkpoint
   int64_t max_bad_steps = 3;
   // Programmatic reward instead of a reward model (tests, rule-based tasks): scores per response.
   std::function<std::vector<double>(const std::vector<std::string>& prompts, const std::vector<std::string>& responses)>

@@ -7,12 +7,20 @@
 #include "core/runtime.h"
 #include "model/logprobs.h"
 #include "core/fs.h"
+#include "core/lock.h"
 #include "io/jsonl.h"
 #include "tokenizer/bpe_trainer.h"
 
 #include <fstream>
 
 namespace rlhf {
+
+void validate_sft_options(const SftDataOptions& d, double dropout, const LoraConfig* lora) {
+  RLHF_CHECK(d.max_length >= 2, "--max-length ", d.max_length, " must be at least 2 tokens");
+  RLHF_CHECK(dropout == -1 || (std::isfinite(dropout) && dropout >= 0 && dropout < 1), "--dropout ", dropout,
+             " must be in [0, 1) (or -1 = as in config.json)");
+  if (lora) validate_lora_config(*lora);
+}
 
 torch::ScalarType parse_save_dtype(const std::string& s) {
   if (s == "fp32") return torch::kFloat;
@@ -127,21 +135,23 @@ void run_sft(const SftConfig& cfg) {
   RLHF_CHECK(!cfg.model.empty(), "--model is required");
   RLHF_CHECK(!cfg.data.empty(), "--data is required");
   RLHF_CHECK(cfg.eval_split >= 0 && cfg.eval_split < 1, "--eval-split must be in [0, 1)");
+  validate_train_config(cfg.train);
+  validate_sft_options(cfg.data_opts, cfg.dropout, cfg.use_lora ? &cfg.lora : nullptr);
+  parse_save_dtype(cfg.save_dtype);  // now, not after training
+  DirLock out_lock(cfg.train.out);
   auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
   ModelConfig mc = ModelConfig::from_file((std::filesystem::path(cfg.model) / "config.json").string());
   RLHF_CHECK(mc.head == Head::LM, cfg.model, ": is a score model; SFT needs a causal LM");
   RLHF_CHECK(tok->vocab_size() <= mc.vocab_size, "the tokenizer has ", tok->vocab_size(),
              " tokens but the model's embedding has ", mc.vocab_size, " rows; pass the matching --tokenizer");
   SftDataOptions dopt = cfg.data_opts;
-  if (mc.arch == Arch::GPT2 && dopt.max_length > mc.n_ctx) {
-    log_info("max length ", dopt.max_length, " capped at the model's context ", mc.n_ctx);
-    dopt.max_length = mc.n_ctx;
-  }
+  std::string cap_note;  // said with the data line below, so that a bad line stays the only output
+  dopt.max_length = cap_to_context(dopt.max_length, mc, &cap_note);
 
   // 1. data: tokenise once, split or read the eval set, optionally pack
   SftDataStats st;
   auto train = load_sft_data(cfg.data, *tok, dopt, &st);
-  log_info("train data ", cfg.data, ": ", st.describe());
+  log_info("train data ", cfg.data, ": ", st.describe(), cap_note.empty() ? "" : "; " + cap_note);
   std::vector<TokenizedExample> eval;
   if (!cfg.eval_data.empty()) {
     SftDataStats es;
@@ -178,8 +188,13 @@ std::vector<std::string> read_documents(const std::string& path) {
     std::ifstream in(path);
     RLHF_CHECK(in.good(), path, ": cannot open the text file");
     std::string line;
-    while (std::getline(in, line))
-      if (!line.empty()) docs.push_back(line);
+    int64_t lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      if (line.empty()) continue;
+      check_text_length(line, path + ":" + std::to_string(lineno));
+      docs.push_back(line);
+    }
   }
   RLHF_CHECK(!docs.empty(), path, ": no documents (the file is empty)");
   return docs;
@@ -190,6 +205,11 @@ std::vector<std::string> read_documents(const std::string& path) {
 void run_pretrain(const PretrainConfig& cfg) {
   RLHF_CHECK(!cfg.text.empty(), "--text is required");
   RLHF_CHECK(cfg.seq_len >= 8, "--seq-len must be at least 8");
+  RLHF_CHECK(cfg.eval_split >= 0 && cfg.eval_split < 1, "--eval-split must be in [0, 1)");
+  RLHF_CHECK(cfg.n_ctx == 0 || cfg.n_ctx >= cfg.seq_len, "--n-ctx ", cfg.n_ctx, " is shorter than --seq-len ", cfg.seq_len);
+  validate_train_config(cfg.train);
+  parse_save_dtype(cfg.save_dtype);
+  DirLock out_lock(cfg.train.out);
   // 1. tokenizer: given, or trained on the corpus
   std::shared_ptr<Tokenizer> tok;
   if (!cfg.tokenizer.empty()) {

@@ -64,5 +64,7 @@ std::pair<torch::Tensor, torch::Tensor> masked_sequence_logps(TransformerImpl& m
 ForwardArgs batch_args(const Batch& b);
 
 torch::ScalarType parse_save_dtype(const std::string& s);
+// --max-length, --dropout and the LoRA options of SFT, checked before any work.
+void validate_sft_options(const SftDataOptions& data, double dropout, const LoraConfig* lora);
 
 }  // namespace rlhf
