@@ -157,11 +157,31 @@ TEST(ModelConfig, Presets) {
 
 // ---- malformed configs ----------------------------------------------------------------------------------------
 
+// A config.json text and what its error must name (besides the file).
+struct ConfigCase {
+  const char* json;
+  std::vector<std::string> expect;
+};
+
+template <size_t N>
+void expect_refused(const ConfigCase (&cases)[N]) {
+  for (const auto& c : cases) {
+    Json j = Json::parse(c.json);
+    try {
+      ModelConfig::from_json(j, "dir/config.json");
+      ADD_FAILURE() << c.json << ": accepted";
+    } catch (const rlhf::Error& e) {
+      std::string msg = e.what();
+      EXPECT_NE(msg.find("dir/config.json"), std::string::npos) << c.json << ": " << msg;
+      for (const auto& part : c.expect) EXPECT_NE(msg.find(part), std::string::npos) << c.json << ": " << msg;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << c.json << ": non-rlhf exception: " << e.what();
+    }
+  }
+}
+
 TEST(ModelConfigErrors, NameTheFileAndField) {
-  struct Case {
-    const char* json;
-    std::vector<std::string> expect;
-  } cases[] = {
+  const ConfigCase cases[] = {
       {R"({"model_type":"bert"})", {"bert", "gpt2, llama, mistral, qwen2"}},
       {R"({"model_type":"gpt_neox"})", {"gpt_neox"}},
       {R"({"vocab_size":10})", {"model_type"}},
@@ -191,27 +211,12 @@ TEST(ModelConfigErrors, NameTheFileAndField) {
       {R"({"model_type":"llama","eos_token_id":[2,"x"]})", {"eos_token_id"}},
       {R"({"model_type":"mistral","sliding_window":"4"})", {"sliding_window"}},
   };
-  for (const auto& c : cases) {
-    Json j = Json::parse(c.json);
-    try {
-      ModelConfig::from_json(j, "dir/config.json");
-      ADD_FAILURE() << c.json << ": accepted";
-    } catch (const rlhf::Error& e) {
-      std::string msg = e.what();
-      EXPECT_NE(msg.find("dir/config.json"), std::string::npos) << c.json << ": " << msg;
-      for (const auto& part : c.expect) EXPECT_NE(msg.find(part), std::string::npos) << c.json << ": " << msg;
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << c.json << ": non-rlhf exception: " << e.what();
-    }
-  }
+  expect_refused(cases);
 }
 
 // Values that parse but would give a NaN model or ask for terabytes (issue 15): refused, naming the field.
 TEST(ModelConfigErrors, ValuesThatWouldBreakTheModel) {
-  struct Case {
-    const char* json;
-    std::vector<std::string> expect;
-  } cases[] = {
+  const ConfigCase cases[] = {
       {R"({"model_type":"llama","vocab_size":300.5})", {"vocab_size", "integer", "300.5"}},
       {R"({"model_type":"llama","vocab_size":1000000000000})", {"vocab_size", "1000000000000", "corrupt"}},
       {R"({"model_type":"llama","vocab_size":1e12})", {"vocab_size"}},
@@ -231,19 +236,7 @@ TEST(ModelConfigErrors, ValuesThatWouldBreakTheModel) {
       {R"({"model_type":"llama","num_labels":2.5})", {"num_labels"}},
       {R"({"model_type":"mistral","sliding_window":-4})", {"sliding_window"}},
   };
-  for (const auto& c : cases) {
-    Json j = Json::parse(c.json);
-    try {
-      ModelConfig::from_json(j, "dir/config.json");
-      ADD_FAILURE() << c.json << ": accepted";
-    } catch (const rlhf::Error& e) {
-      std::string msg = e.what();
-      EXPECT_NE(msg.find("dir/config.json"), std::string::npos) << c.json << ": " << msg;
-      for (const auto& part : c.expect) EXPECT_NE(msg.find(part), std::string::npos) << c.json << ": " << msg;
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << c.json << ": non-rlhf exception: " << e.what();
-    }
-  }
+  expect_refused(cases);
   // Integral floats and -1 ids (old Llama configs) stay accepted.
   auto ok = ModelConfig::from_json(Json::parse(R"({"model_type":"llama","vocab_size":320.0,"pad_token_id":-1})"), "c");
   EXPECT_EQ(ok.vocab_size, 320);
