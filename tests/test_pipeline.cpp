@@ -101,6 +101,31 @@ TEST(Pipeline, MiniDemoRunsThenSkipsEverythingOnRerun) {
   EXPECT_NE(r4.out.find("[round1/ppo] rlhf ppo --policy"), std::string::npos) << r4.out;
 }
 
+// "lora": true in the sft, reward, rl and dpo sections (issue 16): each stage's product is a PEFT
+// adapter, the next stages read it (sampling, the reward model and RL from the SFT adapter, the
+// evaluation from the RL and DPO adapters), and the pipeline finishes.
+TEST(Pipeline, LoraThroughoutTrainsAndEvaluates) {
+  TempDir d;
+  Json cfg = mini_demo((d / "run").string());
+  for (const char* s : {"sft", "reward", "rl", "dpo"}) cfg[s]["lora"] = true;
+  cfg["sft"]["lr"] = 1e-3;
+  write_json_atomic(d / "config.json", cfg);
+  auto r = run_pipeline_cli(d / "config.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err.substr(r.err.size() > 4000 ? r.err.size() - 4000 : 0);
+  for (const char* p : {"sft", "round1/rm", "round1/ppo", "round1/dpo"}) {
+    EXPECT_TRUE(fs::exists(d / "run" / p / "adapter_model.safetensors")) << p;
+    EXPECT_FALSE(fs::exists(d / "run" / p / "model.safetensors")) << p;
+  }
+  Json res = read_json_file(d / "run/eval/eval.json");
+  std::vector<std::string> names;
+  for (auto& p : res["policies"]) {
+    names.push_back(p["name"]);
+    EXPECT_TRUE(p["gold_mean"].is_number()) << p.dump();
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"base", "sft", "ppo", "dpo"}));
+  EXPECT_EQ(res["overoptimization"]["ppo"].size(), 4u);  // the RL checkpoints are adapters too
+}
+
 TEST(Pipeline, KillNineInTheMiddleResumesToTheSameResults) {
   TempDir d;
   write_json_atomic(d / "a.json", mini_demo((d / "a").string()));

@@ -255,6 +255,24 @@ TEST_F(SftTest, MergedLoraGivesTheLogitsOfBasePlusAdapter) {
   auto from_cli = load_model(tmp / "merged");
   from_cli->eval();
   EXPECT_LT(max_abs_diff(from_cli->forward(ids), merged->forward(ids)), 1e-5);
+  // Commands that read a model take the adapter directory as it is (issue 16): the base and its
+  // tokenizer come from base_model_name_or_path, and the log-probs are the merged model's.
+  fs::remove(tmp / "lora" / "tokenizer.json");  // a PEFT adapter as other tools write it: no tokenizer
+  fs::remove(tmp / "lora" / "tokenizer_config.json");
+  auto lp = [&](const fs::path& m) {
+    auto r = run_command(rlhf_bin() + " -q logprobs --model " + m.string() + " --ids 1,5,9,20,33");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.exit_code == 0 ? Json::parse(r.out)["logprobs"] : Json();
+  };
+  Json a = lp(tmp / "lora"), b = lp(tmp / "merged");
+  ASSERT_EQ(a.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(a[i].get<double>(), b[i].get<double>(), 1e-5);
+  r = run_command(rlhf_bin() + " -q generate --model " + (tmp / "lora").string() +
+                  " --prompt 'What is 1 plus 2?' --temperature 0 --max-new-tokens 4");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto g = run_command(rlhf_bin() + " -q generate --model " + (tmp / "merged").string() +
+                       " --prompt 'What is 1 plus 2?' --temperature 0 --max-new-tokens 4");
+  EXPECT_EQ(Json::parse(r.out)["response_ids"], Json::parse(g.out)["response_ids"]);
 }
 
 TEST_F(SftTest, NanLossSkipsStepsThenStops) {

@@ -10,6 +10,7 @@
 #include "data/prompts.h"
 #include "generate/generator.h"
 #include "io/jsonl.h"
+#include "model/lora.h"
 
 namespace rlhf::cli {
 
@@ -29,7 +30,7 @@ struct GenerateOpts {
 Command add_generate(CLI::App& root) {
   auto o = std::make_shared<GenerateOpts>();
   auto* app = root.add_subcommand("generate", "Sample responses with the batched KV-cache generator; writes JSONL");
-  app->add_option("--model", o->model, "Hugging Face model directory")->required();
+  app->add_option("--model", o->model, "Hugging Face model directory or PEFT adapter")->required();
   app->add_option("--tokenizer", o->tokenizer, "tokenizer directory or file (default: the model directory)");
   auto* one = app->add_option("--prompt", o->prompt, "one prompt text");
   auto* many = app->add_option("--prompts", o->prompts, "JSONL file with {\"prompt\": ...} per line");
@@ -59,7 +60,8 @@ Command add_generate(CLI::App& root) {
               remove_stale_temporaries_of(o->out);
               w = std::make_unique<JsonlWriter>(o->out);
             }
-            auto model = load_model(o->model);
+            auto model = load_model_or_adapter(o->model);
+            merge_lora(*model);
             auto tok = load_tokenizer_for(o->model, o->tokenizer, model->config());
             std::vector<PromptRecord> prompts;
             PromptOptions po;

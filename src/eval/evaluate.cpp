@@ -332,7 +332,9 @@ Json run_eval(const EvalConfig& cfg) {
                ": no such checkpoints directory (train with --save-steps N --keep-last 0 to keep every checkpoint)");
     std::vector<std::pair<int64_t, fs::path>> cks;
     for (auto& e : fs::directory_iterator(cfg.checkpoints)) {
-      if (!e.is_directory() || !fs::exists(e.path() / "config.json")) continue;
+      // A checkpoint holds the policy as a model (config.json) or, after LoRA training, as an adapter.
+      if (!e.is_directory() || !(fs::exists(e.path() / "config.json") || fs::exists(e.path() / "adapter_config.json")))
+        continue;
       int64_t step = CheckpointManager::step_of(e.path());
       if (step >= 0) cks.push_back({step, e.path()});
     }

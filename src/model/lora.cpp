@@ -8,6 +8,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "io/json.h"
+#include "io/hf_dirs.h"
 #include "io/safetensors.h"
 
 namespace rlhf {
@@ -190,39 +191,30 @@ void merge_lora(TransformerImpl& model) {
   for (auto& item : model.named_parameters(true)) item.value().set_requires_grad(true);
 }
 
-bool is_adapter_dir(const std::filesystem::path& dir) {
-  std::error_code ec;
-  return std::filesystem::exists(dir / "adapter_config.json", ec) && !std::filesystem::exists(dir / "model.safetensors", ec) &&
-         !std::filesystem::exists(dir / "model.safetensors.index.json", ec);
-}
-
-std::filesystem::path adapter_base_dir(const std::filesystem::path& dir) {
-  auto cpath = dir / "adapter_config.json";
-  Json ac = read_json_file(cpath, "PEFT adapter config");
-  std::string base = json_get<std::string>(ac, "base_model_name_or_path", "", cpath.string());
-  RLHF_CHECK(!base.empty(), cpath.string(), ": no base_model_name_or_path; merge the adapter with `rlhf merge --model BASE`");
-  std::filesystem::path base_dir = base;
-  std::error_code ec;
-  if (!std::filesystem::is_directory(base_dir, ec) && std::filesystem::is_directory(dir.parent_path() / base, ec))
-    base_dir = dir.parent_path() / base;
-  RLHF_CHECK(std::filesystem::is_directory(base_dir, ec), cpath.string(), ": base model \"", base,
-             "\" is not a directory here; merge the adapter with `rlhf merge --model BASE --adapter ", dir.string(), "`");
-  return base_dir;
-}
+constexpr int kMaxAdapterChain = 8;
 
 ModelConfig config_of_model_or_adapter(const std::filesystem::path& dir) {
-  std::filesystem::path d = is_adapter_dir(dir) ? adapter_base_dir(dir) : dir;
+  std::filesystem::path d = dir;
+  for (int depth = 0; is_adapter_dir(d); ++depth) {
+    RLHF_CHECK(depth < kMaxAdapterChain, dir.string(), ": a chain of more than ", kMaxAdapterChain, " adapters; merge them");
+    d = adapter_base_dir(d);
+  }
   return ModelConfig::from_file((d / "config.json").string());
 }
 
-Transformer load_model_or_adapter(const std::filesystem::path& dir, std::optional<Head> head, uint64_t seed) {
+namespace {
+
+Transformer load_chain(const std::filesystem::path& dir, std::optional<Head> head, uint64_t seed, int depth) {
   if (!is_adapter_dir(dir)) return load_model(dir, head, seed);
+  RLHF_CHECK(depth < kMaxAdapterChain, dir.string(), ": a chain of more than ", kMaxAdapterChain, " adapters; merge them");
   auto cpath = dir / "adapter_config.json";
   Json ac = read_json_file(cpath, "PEFT adapter config");
   std::filesystem::path base_dir = adapter_base_dir(dir);
   std::error_code ec;
   if (!head && json_get<std::string>(ac, "task_type", "", cpath.string()) == "SEQ_CLS") head = Head::Score;
-  auto model = load_model(base_dir, head, seed);
+  // An adapter trained on top of another one (LoRA SFT, then LoRA RL): the inner one is merged first.
+  auto model = load_chain(base_dir, head, seed, depth + 1);
+  merge_lora(*model);
   load_lora(*model, dir);
   if (std::filesystem::exists(dir / "config.json", ec)) {
     Json extra = read_json_file(dir / "config.json", "model config");
@@ -231,6 +223,12 @@ Transformer load_model_or_adapter(const std::filesystem::path& dir, std::optiona
     if (extra.contains("pad_token_id") && extra["pad_token_id"].is_number_integer()) cfg.pad_token_id = extra["pad_token_id"].get<int64_t>();
   }
   return model;
+}
+
+}  // namespace
+
+Transformer load_model_or_adapter(const std::filesystem::path& dir, std::optional<Head> head, uint64_t seed) {
+  return load_chain(dir, head, seed, 0);
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(TransformerImpl& model) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/hf_dirs.h"
 #include "model/transformer.h"
 
 namespace rlhf {
@@ -60,13 +61,11 @@ void merge_lora(TransformerImpl& model);
 
 // A model directory, or a PEFT adapter directory (adapter_config.json without weights of its own):
 // then its base_model_name_or_path is loaded (head as the adapter's task type says: SEQ_CLS = score
-// head) and the adapter attached. A config.json next to the adapter (written by `rlhf rm --lora`)
+// head) and the adapter attached. The base may itself be an adapter (LoRA RL on a LoRA SFT model):
+// then it is loaded the same way and merged first. A config.json next to the adapter (written by `rlhf rm --lora`)
 // contributes reward_bias and pad_token_id.
 Transformer load_model_or_adapter(const std::filesystem::path& dir, std::optional<Head> head = std::nullopt,
                                   uint64_t seed = 0);
-bool is_adapter_dir(const std::filesystem::path& dir);
-// The base model directory an adapter names (base_model_name_or_path, also relative to the adapter).
-std::filesystem::path adapter_base_dir(const std::filesystem::path& adapter_dir);
 // config.json of a model directory, or of the base model of an adapter directory.
 ModelConfig config_of_model_or_adapter(const std::filesystem::path& dir);
 

@@ -297,6 +297,13 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
     return a;
   };
   const bool have_world = R.has("world");
+  // What a training stage leaves when it has finished: a full model, or with "lora": true its PEFT
+  // adapter (which the next stages read: every command that reads a model accepts an adapter).
+  auto product = [](const std::string& dir, const Json& section) {
+    const Json& l = section.is_object() ? section.value("lora", Json(false)) : Json(false);
+    bool lora = l.is_boolean() ? l.get<bool>() : (l.is_string() && l.get<std::string>() == "true");
+    return fs::path(dir) / (lora ? "adapter_model.safetensors" : "model.safetensors");
+  };
 
   // 1. the demo world
   if (have_world) {
@@ -327,7 +334,7 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
     auto a = with_template({"sft", "--model", base, "--out", sft});
     auto more = R.options(R.section("sft"), {"model", "out"}, "sft");
     a.insert(a.end(), more.begin(), more.end());
-    up = {R.stage("sft", a, R.path("sft") / "model.safetensors", up, true)};
+    up = {R.stage("sft", a, product(sft, R.section("sft")), up, true)};
   } else {
     RLHF_CHECK(R.has("sft_model") || !base.empty(), R.where(), ": give \"sft\" (with a base model) or \"sft_model\"");
     sft = R.has("sft_model") ? R.str("sft_model") : base;
@@ -421,7 +428,7 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
                               "--chat", "--out", out});
       auto more2 = R.options(rl, {"policy", "reward", "ref_model", "prompts", "out", "chat"}, "rl");
       b.insert(b.end(), more2.begin(), more2.end());
-      policy_key = R.stage(rd + "/" + algo, b, fs::path(out) / "model.safetensors", {start_key, rm_key, sft_key}, true);
+      policy_key = R.stage(rd + "/" + algo, b, product(out, rl), {start_key, rm_key, sft_key}, true);
       policy = out;
       rl_name = algo;
       if (r == 1) round1_checkpoints = (fs::path(out) / "checkpoints").string();
@@ -432,7 +439,7 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
       auto a = with_template({"dpo", "--model", sft, "--data", pref.string(), "--out", dpo_dir});
       auto more = R.options(R.section("dpo"), {"model", "data", "out"}, "dpo");
       a.insert(a.end(), more.begin(), more.end());
-      R.stage(rd + "/dpo", a, fs::path(dpo_dir) / "model.safetensors", {sft_key, pref_key}, true);
+      R.stage(rd + "/dpo", a, product(dpo_dir, R.section("dpo")), {sft_key, pref_key}, true);
       if (rounds > 1) eval_policies.push_back({"dpo_" + rd, dpo_dir});
     }
   }

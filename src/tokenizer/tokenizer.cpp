@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "io/hf_dirs.h"
 #include "io/json.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
@@ -32,6 +33,7 @@ std::shared_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& path) {
   if (fs::is_directory(path)) {
     if (fs::exists(path / "tokenizer.json")) file = path / "tokenizer.json";
     else if (fs::exists(path / "tokenizer.model")) file = path / "tokenizer.model";
+    else if (is_adapter_dir(path)) return load(adapter_base_dir(path));  // a PEFT adapter: its base model's
     else RLHF_FAIL(path.string(), ": has neither tokenizer.json nor tokenizer.model");
   }
   Json config = read_config_next_to(file);

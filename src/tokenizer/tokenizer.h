@@ -37,7 +37,8 @@ class Tokenizer {
 
   // `path` is a directory holding tokenizer.json or tokenizer.model (and usually
   // tokenizer_config.json), or one of those files itself; tokenizer_config.json is read from the
-  // same directory when present.
+  // same directory when present. A PEFT adapter directory without a tokenizer of its own gives its
+  // base model's (base_model_name_or_path).
   static std::shared_ptr<Tokenizer> load(const std::filesystem::path& path);
 
   // Text to ids. add_special_tokens = true adds what the model expects around a sequence

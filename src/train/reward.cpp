@@ -126,7 +126,8 @@ void run_reward(const RewardConfig& cfg) {
   }
   // 2. the model (after the data, so bad data fails before any heavy work)
   RewardModel rm;
-  rm.model = load_model(cfg.model, Head::Score, cfg.train.seed);
+  rm.model = load_model_or_adapter(cfg.model, Head::Score, cfg.train.seed);  // an SFT adapter: merged into its base
+  merge_lora(*rm.model);
   RLHF_CHECK(tok->vocab_size() <= rm.model->config().vocab_size, "the tokenizer has ", tok->vocab_size(),
              " tokens but the model only ", rm.model->config().vocab_size, "; pass the matching --tokenizer");
   rm.pad_id = tok->pad_id() >= 0 ? tok->pad_id() : tok->eos_id();

@@ -140,7 +140,7 @@ void run_sft(const SftConfig& cfg) {
   parse_save_dtype(cfg.save_dtype);  // now, not after training
   DirLock out_lock(cfg.train.out);
   auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
-  ModelConfig mc = ModelConfig::from_file((std::filesystem::path(cfg.model) / "config.json").string());
+  ModelConfig mc = config_of_model_or_adapter(cfg.model);
   RLHF_CHECK(mc.head == Head::LM, cfg.model, ": is a score model; SFT needs a causal LM");
   RLHF_CHECK(tok->vocab_size() <= mc.vocab_size, "the tokenizer has ", tok->vocab_size(),
              " tokens but the model's embedding has ", mc.vocab_size, " rows; pass the matching --tokenizer");
@@ -166,7 +166,8 @@ void run_sft(const SftConfig& cfg) {
     train = pack_examples(train, dopt.max_length);
     log_info("packed ", before, " examples into ", train.size(), " rows of up to ", dopt.max_length, " tokens");
   }
-  auto model = load_model(cfg.model);
+  auto model = load_model_or_adapter(cfg.model);  // an adapter is merged into its base: SFT continues from both
+  merge_lora(*model);
   LoraConfig lc = cfg.lora;
   lc.base_model = cfg.model;
   train_causal_lm(model, tok, std::move(train), std::move(eval), cfg.train, cfg.use_lora, lc, cfg.dropout,
