@@ -275,6 +275,67 @@ TEST_F(SftTest, MergedLoraGivesTheLogitsOfBasePlusAdapter) {
   EXPECT_EQ(Json::parse(r.out)["response_ids"], Json::parse(g.out)["response_ids"]);
 }
 
+// PEFT lets an adapter target "lm_head" also when the head is tied to the embedding (SmolLM2, GPT-2);
+// issue 16: such an adapter attaches, saves, loads and merges, and merging unties the head instead of
+// changing the embedding.
+TEST_F(SftTest, LoraOnATiedHeadAttachesSavesLoadsAndMergesByUntying) {
+  for (const std::string arch : {"llama", "gpt2"}) {
+    SCOPED_TRACE(arch);
+    Json c = preset_config(arch, "tiny").to_json();
+    c["tie_word_embeddings"] = true;
+    c["vocab_size"] = 320;
+    auto cfg = ModelConfig::from_json(c, "tied");
+    auto model = make_model(cfg, 5);
+    LoraConfig lc;
+    lc.r = 4;
+    lc.alpha = 8;
+    lc.dropout = 0;
+    lc.target_modules = {arch == "gpt2" ? "c_attn" : "q_proj", "lm_head"};
+    auto adapted = attach_lora(*model, lc, 9);
+    EXPECT_NE(std::find(adapted.begin(), adapted.end(), "lm_head"), adapted.end());
+    torch::Tensor emb = model->lm_head_weight().detach().clone();
+    {
+      torch::NoGradGuard ng;
+      for (auto& item : model->named_parameters(true))
+        if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.5);
+    }
+    model->eval();
+    torch::NoGradGuard ng;
+    auto ids = torch::randint(320, {2, 9}, torch::kLong).to(device());
+    auto h = model->hidden(ids);
+    auto lin = model->lm_head_linear();
+    auto want = torch::matmul(h, emb.t()) + torch::matmul(torch::matmul(h, lin->lora_A->weight.t()), lin->lora_B->weight.t()) * 2.0;
+    auto got = model->forward(ids);
+    EXPECT_LT(max_abs_diff(got, want), 1e-4);
+    {
+      AdaptersDisabled off(*model);
+      EXPECT_LT(max_abs_diff(model->forward(ids), torch::matmul(model->hidden(ids), emb.t())), 1e-4);
+    }
+    // Saved and loaded as PEFT names it (base_model.model.lm_head.lora_A.weight).
+    save_model(*model, tmp / (arch + "_base"));
+    save_lora(*model, lc, tmp / (arch + "_lora"));
+    SafetensorsFile f(tmp / (arch + "_lora") / "adapter_model.safetensors");
+    EXPECT_TRUE(f.find("base_model.model.lm_head.lora_A.weight"));
+    EXPECT_TRUE(f.find("base_model.model.lm_head.lora_B.weight"));
+    auto again = load_model(tmp / (arch + "_base"));
+    load_lora(*again, tmp / (arch + "_lora"));
+    again->eval();
+    EXPECT_LT(max_abs_diff(again->forward(ids), got), 1e-4);
+    // Merged: the head unties; the embedding is what it was.
+    merge_lora(*again);
+    EXPECT_FALSE(again->config().tie_word_embeddings);
+    EXPECT_LT(max_abs_diff(again->forward(ids), got), 1e-4);
+    auto embedding = arch == "gpt2" ? again->named_parameters()["transformer.wte.weight"]
+                                    : again->named_parameters()["model.embed_tokens.weight"];
+    EXPECT_EQ(max_abs_diff(embedding, emb), 0);
+    save_model(*again, tmp / (arch + "_merged"));
+    auto merged = load_model(tmp / (arch + "_merged"));
+    merged->eval();
+    EXPECT_FALSE(merged->config().tie_word_embeddings);
+    EXPECT_LT(max_abs_diff(merged->forward(ids), got), 1e-4);
+  }
+}
+
 TEST_F(SftTest, NanLossSkipsStepsThenStops) {
   // A learning rate no float can hold: the first update makes the weights infinite, every later loss
   // is NaN. (A model file with infinite weights is refused at load, see Hardening.*.)

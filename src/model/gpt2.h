@@ -25,6 +25,11 @@ class Gpt2Impl : public TransformerImpl {
   torch::Tensor hidden(const torch::Tensor& ids, const ForwardArgs& args = {}) override;
   torch::Tensor head(const torch::Tensor& h) override;
   torch::Tensor lm_head_weight() override;
+
+ protected:
+  Linear* lm_head_slot() override { return score ? nullptr : &lm_head; }
+
+ public:
   bool hf_transposed(const std::string& name) const override;
   std::vector<std::string> hf_aliases(const std::string& name) const override;
   void init_weights(uint64_t seed, const ParamFilter& only = {}) override;

@@ -63,6 +63,15 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
   if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
 }
 
+std::shared_ptr<LinearImpl> LinearImpl::sharing(const torch::Tensor& w) {
+  std::shared_ptr<LinearImpl> lin(new LinearImpl());
+  lin->in_features = w.size(1);
+  lin->out_features = w.size(0);
+  lin->weight = w;
+  lin->shared_ = true;
+  return lin;
+}
+
 const torch::Tensor& FrozenBf16Cast::operator()(const torch::Tensor& weight) {
   if (weight.requires_grad() || weight.scalar_type() != torch::kFloat || !autocast_enabled(weight.device())) return weight;
   if (!copy_.defined() || source_ != weight.data_ptr() || version_ != weight._version()) {
@@ -160,6 +169,10 @@ void LinearImpl::attach_lora(int64_t rank, double alpha, double dropout, std::sh
 void LinearImpl::merge_lora() {
   if (!lora_A) return;
   torch::NoGradGuard ng;
+  if (shared_) {  // the tied weight stays the embedding's; the merged head gets its own
+    weight = register_parameter("weight", weight.detach().clone());
+    shared_ = false;
+  }
   weight.add_(torch::matmul(lora_B->weight, lora_A->weight) * lora_scaling);
   unregister_module("lora_A");
   unregister_module("lora_B");

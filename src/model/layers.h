@@ -48,11 +48,16 @@ torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& weight, const t
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias);
+  // A Linear over a weight that belongs to another module (a tied output head over the embedding):
+  // the weight is not one of its parameters, so it carries only an adapter's lora_A / lora_B until
+  // merge_lora(), which gives it a weight of its own (weight + the adapter's delta: the head unties).
+  static std::shared_ptr<LinearImpl> sharing(const torch::Tensor& weight);
+  bool shares_weight() const { return shared_; }
   torch::Tensor forward(const torch::Tensor& x);
 
   void attach_lora(int64_t rank, double alpha, double dropout, std::shared_ptr<LoraSwitch> sw, bool use_rslora = false);
   bool has_lora() const { return !lora_A.is_empty(); }
-  // Folds the adapter into `weight` and removes it.
+  // Folds the adapter into `weight` and removes it (a shared weight is copied first: see sharing()).
   void merge_lora();
 
   int64_t in_features, out_features;
@@ -63,7 +68,9 @@ class LinearImpl : public torch::nn::Module {
   std::shared_ptr<LoraSwitch> lora_switch;
 
  private:
+  LinearImpl() = default;
   FrozenBf16Cast frozen_cast_;  // of `weight`, once an adapter is attached
+  bool shared_ = false;
 };
 TORCH_MODULE(Linear);
 

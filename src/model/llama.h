@@ -27,6 +27,11 @@ class LlamaImpl : public TransformerImpl {
   torch::Tensor head(const torch::Tensor& h) override;
   torch::Tensor lm_head_weight() override;
 
+ protected:
+  Linear* lm_head_slot() override { return score ? nullptr : &lm_head; }
+
+ public:
+
   std::shared_ptr<torch::nn::Module> model;
   torch::nn::Embedding embed_tokens{nullptr};
   std::vector<LlamaBlock> layers;

@@ -43,8 +43,11 @@ std::vector<std::string> attach_lora(TransformerImpl& model, const LoraConfig& c
   auto targets = cfg.target_modules.empty() ? default_lora_targets(model.config()) : cfg.target_modules;
   std::vector<std::string> adapted;
   torch::manual_seed(seed);
+  // The output head only when named (PEFT's target "lm_head"); a tied head then gets a Linear over
+  // the embedding's weight, which carries the adapter (and unties only if merged).
+  if (model.config().head == Head::LM && matches("lm_head", targets)) model.lm_head_linear();
   for (auto& [name, lin] : model.linear_layers()) {
-    if (name == "lm_head" || name == "score" || !matches(name, targets)) continue;
+    if (name == "score" || !matches(name, targets)) continue;
     lin->attach_lora(cfg.r, cfg.alpha, cfg.dropout, model.lora_switch(), cfg.use_rslora);
     adapted.push_back(name);
   }
@@ -180,13 +183,35 @@ LoraConfig load_lora(TransformerImpl& model, const std::filesystem::path& dir) {
     item.value().copy_(t);
     used.insert(*found);
   }
+  // PEFT saves the base weight of adapted embedding-like layers with the adapter ("lm_head.base_layer.weight",
+  // save_embedding_layers="auto" when lm_head or embed_tokens is a target): loading puts it in place, as
+  // PEFT does (a tied head's weight is the embedding's).
+  auto params = model.named_parameters(true);
+  for (auto& n : st.names()) {
+    if (used.count(n) || !n.starts_with(kPeftPrefix) || !n.ends_with(".base_layer.weight")) continue;
+    std::string module = n.substr(kPeftPrefix.size(), n.size() - kPeftPrefix.size() - std::string(".base_layer.weight").size());
+    torch::Tensor target;
+    if (params.contains(module + ".weight")) target = params[module + ".weight"];
+    else if (module == "lm_head" && model.config().head == Head::LM) target = model.lm_head_weight();
+    if (!target.defined()) continue;
+    const auto& info = st.info(n);
+    RLHF_CHECK(info.shape == target.sizes().vec(), dir.string(), ": tensor \"", n, "\" has the wrong shape for this model");
+    auto t = st.load(n);
+    require_finite(t, dir.string(), n, "the adapter is corrupt");
+    target.copy_(t);
+    used.insert(n);
+  }
   for (auto& n : st.names())
     RLHF_CHECK(used.count(n), dir.string(), ": adapter tensor \"", n, "\" matches no module of this model");
   return cfg;
 }
 
 void merge_lora(TransformerImpl& model) {
-  for (auto& [name, lin] : model.linear_layers()) lin->merge_lora();
+  for (auto& [name, lin] : model.linear_layers()) {
+    // A tied head with an adapter gets its own weight when merged: the embedding must not change.
+    if (lin->shares_weight() && lin->has_lora()) model.mutable_config().tie_word_embeddings = false;
+    lin->merge_lora();
+  }
   model.lora_switch()->attached = false;
   for (auto& item : model.named_parameters(true)) item.value().set_requires_grad(true);
 }

@@ -35,8 +35,16 @@ bool TransformerImpl::hf_ignorable(const std::string& name) const {
 }
 
 torch::Tensor TransformerImpl::lm_logits(const torch::Tensor& h) {
+  if (Linear* head = lm_head_slot(); head && *head && (*head)->has_lora()) return (*head)->forward(h);
   auto w = lm_head_weight();
   return dense(h, lora_switch_->attached ? head_cast_(w) : w);
+}
+
+Linear TransformerImpl::lm_head_linear() {
+  Linear* slot = lm_head_slot();
+  if (!slot) return nullptr;
+  if (!*slot) *slot = register_module("lm_head", Linear(LinearImpl::sharing(lm_head_weight())));
+  return *slot;
 }
 
 void TransformerImpl::set_dropout(double p) {

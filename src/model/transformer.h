@@ -29,6 +29,10 @@ class TransformerImpl : public torch::nn::Module {
 
   // The weight of the LM head (V, C) (the embedding when tied).
   virtual torch::Tensor lm_head_weight() = 0;
+  // The LM head as a Linear: the model's own when untied; for a tied head one over the embedding's
+  // weight is made (and registered as "lm_head") on the first call, so that a LoRA adapter can target
+  // "lm_head" as PEFT lets it. nullptr for a score model.
+  Linear lm_head_linear();
   // LM logits h W^T with that weight; a model with LoRA adapters keeps its frozen head's bf16 copy
   // under autocast (FrozenBf16Cast) instead of casting it on every forward.
   torch::Tensor lm_logits(const torch::Tensor& h);
@@ -58,6 +62,8 @@ class TransformerImpl : public torch::nn::Module {
   bool gradient_checkpointing() const { return gradient_checkpointing_; }
 
  protected:
+  // The derived class's lm_head member (nullptr handle when the head is tied), or null for a score model.
+  virtual Linear* lm_head_slot() = 0;
   bool gradient_checkpointing_ = false;
   bool checkpoint_blocks(const ForwardArgs& args) const {
     return gradient_checkpointing_ && is_training() && !args.cache && torch::GradMode::is_enabled();

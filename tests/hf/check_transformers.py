@@ -19,6 +19,9 @@ Checks, each failing the script (exit 1) when violated:
   3. GPT2ForSequenceClassification / LlamaForSequenceClassification saved by transformers are
      written to --work with their per-position scores (score_manifest.json); the C++ test
      HfScoreModels.MatchTransformers (ctest: hf_score_models) loads them as reward models.
+  4. PEFT LoRA adapters both ways, on tied-embedding models with "lm_head" among the targets: an
+     adapter PEFT saved gives PEFT's log-probs in `rlhf logprobs --model ADAPTER_DIR`, and an adapter
+     `rlhf sft --lora` trained gives rlhf's log-probs when PEFT loads it.
 All numbers are compared in float32 (transformers' eager attention) against rlhf's fp32 output.
 """
 import argparse
@@ -216,6 +219,67 @@ def write_score_models(work):
         json.dump(manifest, f)
 
 
+# ---- 4. PEFT adapters, tied heads included ---------------------------------------------------------------------------
+
+def check_peft(rlhf, work):
+    print("4. PEFT LoRA adapters <-> rlhf (tied embeddings, lm_head targeted)")
+    from peft import LoraConfig, PeftModel, get_peft_model
+    tied = {
+        "llama": (LlamaConfig(vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                              tie_word_embeddings=True, initializer_range=0.2), ["q_proj", "v_proj", "lm_head"], False),
+        "gpt2": (GPT2Config(vocab_size=320, n_positions=64, n_embd=32, n_layer=2, n_head=4, initializer_range=0.2,
+                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0), ["c_attn", "lm_head"], True),
+    }
+    for i, (name, (cfg, targets, fan_in_fan_out)) in enumerate(tied.items()):
+        torch.manual_seed(700 + i)
+        base = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").eval()
+        randomize(base, 710 + i)
+        base_dir = os.path.abspath(os.path.join(work, "peft_base_" + name))
+        base.save_pretrained(base_dir, safe_serialization=True)
+        base, _ = load_hf(base_dir)
+        lc = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=targets, init_lora_weights=False,
+                        fan_in_fan_out=fan_in_fan_out)
+        peft_model = get_peft_model(base, lc).eval()
+        peft_model.peft_config["default"].base_model_name_or_path = base_dir
+        adapter_dir = os.path.join(work, "peft_adapter_" + name)
+        peft_model.save_pretrained(adapter_dir)
+        ids = ids_for(cfg.vocab_size, 12, seed=720 + i)
+        want, got = hf_logprobs(peft_model, ids), rlhf_logprobs(rlhf, adapter_dir, ids)
+        d_max = (got - want).abs().max().item()
+        check(d_max < TOL, "%-12s PEFT adapter (%s) in rlhf logprobs: max |diff| %.2e" % (name, "+".join(targets), d_max))
+
+    # rlhf -> PEFT: LoRA SFT on the tied llama, q_proj and lm_head adapted.
+    base_dir = os.path.abspath(os.path.join(work, "peft_base_llama"))
+    text = os.path.join(work, "peft_corpus.txt")
+    with open(text, "w") as f:
+        for a in range(10):
+            for b in range(10):
+                f.write("What is %d plus %d? The answer is %d.\n" % (a, b, a + b))
+    tok_dir = os.path.join(work, "peft_tok")
+    subprocess.run([rlhf, "-q", "tokenizer", "train", "--text", text, "--vocab-size", "300", "--out", tok_dir], check=True)
+    for f in os.listdir(tok_dir):
+        shutil.copy(os.path.join(tok_dir, f), base_dir)
+    data = os.path.join(work, "peft_sft.jsonl")
+    with open(data, "w") as f:
+        for a in range(16):
+            f.write(json.dumps({"prompt": "What is %d plus 1?" % a, "completion": " The answer is %d." % (a + 1)}) + "\n")
+    out = os.path.join(work, "peft_rlhf_lora")
+    r = subprocess.run([rlhf, "-q", "sft", "--model", base_dir, "--data", data, "--out", out, "--lora", "--lora-r", "4",
+                        "--lora-target-modules", "q_proj", "lm_head", "--lr", "0.05", "--max-steps", "3",
+                        "--batch-size", "4", "--lora-dropout", "0"], capture_output=True, text=True)
+    check(r.returncode == 0, "llama        rlhf sft --lora with lm_head targeted: %s" % (r.stderr.strip()[-300:] or "ok"))
+    if r.returncode == 0:
+        base, _ = load_hf(base_dir)
+        loaded = PeftModel.from_pretrained(base, out).eval()
+        ids = ids_for(300, 12, seed=730)
+        want, got = hf_logprobs(loaded, ids), rlhf_logprobs(rlhf, out, ids)
+        d_max = (got - want).abs().max().item()
+        moved = (want - hf_logprobs(load_hf(base_dir)[0], ids)).abs().max().item()
+        check(d_max < TOL and moved > 1e-3, "llama        rlhf adapter in PEFT: max |diff| %.2e (the adapter moves them by %.2e)" % (
+            d_max, moved))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rlhf", required=True, help="the rlhf binary")
@@ -234,6 +298,7 @@ def main():
     check_init(args.rlhf, args.work)
     check_saved_by_transformers(args.rlhf, args.work)
     write_score_models(args.work)
+    check_peft(args.rlhf, args.work)
     print("%d failure(s) in %.1fs" % (len(failures), time.time() - t0))
     return 1 if failures else 0
 
