@@ -382,6 +382,30 @@ TEST_F(SftTest, BadDataIsReportedWithFileAndLine) {
   expect_error([&] { load_sft_data(tmp / "allmasked.jsonl", *tok, shortlen); }, {"allmasked.jsonl", "--max-length"});
 }
 
+// Unpaired preference data (TRL's KTO format) given to SFT: the undesirable completions are not
+// trained on (issue 16), they are skipped and counted; a file of only those is refused.
+TEST_F(SftTest, UndesirableCompletionsAreSkippedNotTrained) {
+  auto tok = Tokenizer::load(tmp / "base");
+  write_text_file(tmp / "kto.jsonl", R"({"prompt": "What is 1 plus 2?", "completion": " The answer is 3.", "label": true})" "\n"
+                                     R"({"prompt": "What is 1 plus 2?", "completion": " The quick brown fox.", "label": false})" "\n"
+                                     R"({"prompt": "What is 2 plus 2?", "completion": " The answer is 4."})" "\n");
+  SftDataStats st;
+  auto ex = load_sft_data(tmp / "kto.jsonl", *tok, SftDataOptions{}, &st);
+  ASSERT_EQ(ex.size(), 2u);
+  EXPECT_EQ(ex[0].source_line, 1);
+  EXPECT_EQ(ex[1].source_line, 3);
+  EXPECT_EQ(st.undesirable, 1);
+  EXPECT_NE(st.describe().find("1 with \"label\": false skipped"), std::string::npos) << st.describe();
+  write_text_file(tmp / "bad.jsonl", R"({"prompt": "Q", "completion": " no", "label": false})" "\n");
+  expect_error([&] { load_sft_data(tmp / "bad.jsonl", *tok, SftDataOptions{}); }, {"bad.jsonl", "label", "kto"});
+  write_text_file(tmp / "bad.jsonl", R"({"prompt": "Q", "completion": " no", "label": "no"})" "\n");
+  expect_error([&] { load_sft_data(tmp / "bad.jsonl", *tok, SftDataOptions{}); }, {"bad.jsonl:1", "\"label\""});
+  // rm does not read them, so its help does not offer them.
+  auto r = run_command(rlhf_bin() + " rm --help");
+  EXPECT_EQ(r.out.find("label"), std::string::npos) << r.out;
+  EXPECT_NE(run_command(rlhf_bin() + " dpo --help").out.find("\"label\":true|false"), std::string::npos);
+}
+
 TEST_F(SftTest, CliBadInputIsOneLine) {
   write_text_file(tmp / "bad.jsonl", "{\"prompt\": 1}\n");
   auto r = run_command(rlhf_bin() + " sft --model " + (tmp / "base").string() + " --data " + (tmp / "bad.jsonl").string() +

@@ -17,10 +17,12 @@ namespace rlhf::cli {
 
 namespace {
 
-const char* kPreferenceFormats =
+// What rm and dpo read; only dpo --loss kto also reads unpaired thumbs.
+const char* kPairedFormats =
     "Data (JSONL): {\"prompt\",\"chosen\",\"rejected\"} (text or message lists; no \"prompt\" = the shared prefix; "
     "optional \"margin\", \"p_chosen\"), {\"prompt\",\"responses\":[...],\"ranking\":[best, [tied, tied], ...]} or "
-    "\"ranks\":[...], {\"prompt\",\"completion\",\"label\":true|false} (KTO).";
+    "\"ranks\":[...] (identical responses count as tied)";
+const std::string kDpoFormats = std::string(kPairedFormats) + ", {\"prompt\",\"completion\",\"label\":true|false} (--loss kto).";
 
 void add_data_options(CLI::App* app, std::string& data, std::string& eval_data, double& eval_split,
                       PreferenceDataOptions& o) {
@@ -43,7 +45,7 @@ Command add_rm(CLI::App& root) {
   c->train.adam.lr = 1e-5;
   c->data_opts.add_eos = false;
   auto* app = root.add_subcommand("rm", std::string("Train a reward model (Bradley-Terry) from an SFT model; saved in the "
-                                                    "Hugging Face sequence-classification layout. ") + kPreferenceFormats);
+                                                    "Hugging Face sequence-classification layout. ") + kPairedFormats + ".");
   add_config_option(app);
   app->add_option("--model", c->model, "SFT model directory to initialise from")->required();
   app->add_option("--tokenizer", c->tokenizer, "tokenizer (default: the model's)");
@@ -136,7 +138,7 @@ Command add_dpo(CLI::App& root) {
   c->train.adam.lr = 1e-6;
   auto* app = root.add_subcommand(
       "dpo", std::string("Direct preference optimisation: --loss sigmoid (DPO) | ipo | hinge (SLiC) | robust | simpo | kto; "
-                         "conservative DPO with --label-smoothing. ") + kPreferenceFormats);
+                         "conservative DPO with --label-smoothing. ") + kDpoFormats);
   add_config_option(app);
   app->add_option("--model", c->model, "policy to start from (usually the SFT model)")->required();
   app->add_option("--ref-model", c->ref_model, "reference model (default: the starting policy)");

@@ -14,8 +14,9 @@ Command add_sft(CLI::App& root) {
       "sft",
       "Supervised fine-tuning. Data (JSONL, one example per line): {\"text\"} | {\"prompt\",\"completion\"} | "
       "{\"messages\":[{\"role\",\"content\"},...]} | {\"prompt\":[messages],\"completion\":[messages]}. "
-      "Loss on completion/assistant tokens only unless --loss-on all. Writes a Hugging Face model directory "
-      "(or a PEFT adapter with --lora).");
+      "Loss on completion/assistant tokens only unless --loss-on all; records with \"label\": false (KTO's "
+      "undesirable completions) are skipped and counted. Writes a Hugging Face model directory (or a PEFT adapter "
+      "with --lora).");
   add_config_option(app);
   app->add_option("--model", c->model, "base model directory (config.json, model.safetensors, tokenizer)")->required();
   app->add_option("--tokenizer", c->tokenizer, "tokenizer directory or file (default: the model directory)");

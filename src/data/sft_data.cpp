@@ -14,6 +14,7 @@ std::string SftDataStats::describe() const {
   s << examples << " examples, " << tokens << " tokens (" << loss_tokens << " trained)";
   if (truncated) s << ", " << truncated << " truncated to max length";
   if (dropped_no_loss) s << ", " << dropped_no_loss << " dropped (nothing left to train after truncation)";
+  if (undesirable) s << ", " << undesirable << " with \"label\": false skipped";
   if (bad_lines) s << ", " << bad_lines << " bad lines skipped";
   return s.str();
 }
@@ -87,6 +88,14 @@ std::vector<TokenizedExample> load_sft_data(const std::filesystem::path& path, c
   ro.skip_bad_lines = opts.skip_bad_lines;
   LazyChatTemplate chat(tok, opts.chat_template);
   auto records = read_jsonl(path, ro, &st.bad_lines, [&](const JsonlRecord& r) {
+    // KTO-style thumbs: SFT imitates what it is given, so an undesirable completion is not training data.
+    if (auto l = r.value.find("label"); l != r.value.end()) {
+      RLHF_CHECK(l->is_boolean(), r.where(), ": \"label\" must be true (desirable) or false");
+      if (!l->get<bool>()) {
+        ++st.undesirable;
+        return;
+      }
+    }
     TokenizedExample ex = tokenize_sft_record(r.value, r.where(), tok, opts, &chat);
     ex.source_line = r.line;
     if (int64_t(ex.ids.size()) > opts.max_length) {
@@ -103,6 +112,11 @@ std::vector<TokenizedExample> load_sft_data(const std::filesystem::path& path, c
     out.push_back(std::move(ex));
   });
   st.examples = int64_t(out.size());
+  if (st.undesirable > 0)
+    log_warn(path.string(), ": skipped ", st.undesirable, " record(s) with \"label\": false (undesirable completions are "
+             "not SFT data; use them with `rlhf dpo --loss kto`)");
+  RLHF_CHECK(!out.empty() || st.undesirable == 0, path.string(), ": every record has \"label\": false; SFT needs "
+             "desirable completions (these are KTO data: `rlhf dpo --loss kto`)");
   RLHF_CHECK(!out.empty(), path.string(), ": no example has any token left to train on (",
              st.dropped_no_loss, " dropped after truncation to ", opts.max_length,
              " tokens); raise --max-length or check the completions");

@@ -3,6 +3,7 @@
 //   {"prompt": "...", "completion": "..."}             only the completion is trained (by default)
 //   {"messages": [{"role": ..., "content": ...}, ...]} only assistant turns are trained (by default)
 //   {"prompt": [messages], "completion": [messages]}   conversational prompt/completion
+// A record with "label": false (KTO's undesirable completion) is skipped and counted, not trained on.
 // Each example is tokenised once as a whole (prompt and completion are never tokenised apart and
 // glued), truncated to max_length keeping its start, and dropped with a count if nothing trainable
 // is left.
@@ -27,6 +28,7 @@ struct SftDataOptions {
 
 struct SftDataStats {
   int64_t examples = 0, bad_lines = 0, truncated = 0, dropped_no_loss = 0;
+  int64_t undesirable = 0;  // {"prompt", "completion", "label": false} records, skipped
   int64_t tokens = 0, loss_tokens = 0;
   std::string describe() const;
 };

@@ -700,6 +700,7 @@ void GgufFile::open_and_validate() {
   }
   Cursor c{map_, size_, 4, p};
   version_ = c.read<uint32_t>([] { return std::string("the version"); });
+  RLHF_CHECK(version_ != 0, p, ": GGUF version 0 is invalid; the file is corrupt");
   RLHF_CHECK((version_ & 0xFFFFu) != 0, p, ": GGUF version field is ", version_,
              "; this looks like a big-endian GGUF file, which is not supported (convert it on a little-endian machine)");
   RLHF_CHECK(version_ != 1, p, ": GGUF version 1 is not supported (only versions 2 and 3, which use 64-bit counts); "

@@ -10,10 +10,10 @@ the same files with rlhf's GgufFile and compares bit for bit.
 
 Tensor data:
   * types the package can quantise (BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 TQ2_0 MXFP4): random normal floats
-    quantised by gguf.quants.quantize, plus a tensor of random raw blocks;
+    quantised by gguf.quants.quantize;
   * every supported block type again, and the others (Q2_K..Q6_K, Q8_K, IQ4_NL, IQ4_XS; the unsupported
     IQ*, TQ1_0, NVFP4, Q1_0): random raw block bytes, with every fp16 scale field (Q8_K: float32;
-    MXFP4/NVFP4: exponent bytes) set to a finite value so that references hold no NaN/Inf from scales;
+    MXFP4: the exponent byte) set to a finite value so that references hold no NaN/Inf from scales;
   * F16 and BF16: every one of the 65536 bit patterns (NaN and Inf included), F32/F64/I8..I64: random.
 References: gguf.quants.dequantize for every type it implements; for Q8_K (the package has no
 dequantize for it), F64 and I8..I64 (not in gguf.quants) a numpy transcription noted in the manifest as
@@ -51,7 +51,7 @@ FP16_FIELDS = {
     T.IQ2_XXS: [0], T.IQ2_XS: [0], T.IQ2_S: [0], T.IQ3_XXS: [0], T.IQ3_S: [0], T.IQ1_S: [0],
 }
 F32_FIELDS = {T.Q8_K: [0]}
-E8M0_FIELDS = {T.MXFP4: [0], T.NVFP4: [0, 1, 2, 3]}  # exponent bytes: kept in a range whose products stay finite
+E8M0_FIELDS = {T.MXFP4: [0]}  # exponent bytes: kept in a range whose products stay finite
 
 QUANTISABLE = [T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.TQ2_0, T.MXFP4]
 RAW_SUPPORTED = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.Q8_K,
@@ -135,7 +135,7 @@ class Fixture:
         self.writer.add_key_value(key, value, vtype, sub_type=sub_type)
         e = {"key": key, "type": vtype.name, "value": value if expected is None else expected}
         if vtype == V.ARRAY:
-            e["elem_type"] = (sub_type or V.get_type(value[0])).name
+            e["elem_type"] = (sub_type if sub_type is not None else V.get_type(value[0])).name
         self.metadata.append(e)
 
     def close(self):
