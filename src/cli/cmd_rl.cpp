@@ -39,7 +39,7 @@ Command add_rl(CLI::App& root, const std::string& algo, const std::string& help)
   app->add_option("--tokenizer", c->tokenizer, "tokenizer (default: the policy's)");
   app->add_flag("--chat", c->chat, "render text prompts as a user turn with the chat template");
   app->add_option("--chat-template", c->chat_template, ChatTemplate::name_list(" | "));
-  app->add_option("--out", c->out, "output directory (policy, value model, metrics, samples, checkpoints)")->required();
+  app->add_option("--out,--output-dir", c->out, "output directory (policy, value model, metrics, samples, checkpoints)")->required();
   app->add_option("--iterations", c->iterations, "rollout + update iterations")->capture_default_str();
   app->add_option("--rollout-batch", c->rollout_batch, "prompts per iteration")->capture_default_str();
   app->add_option("--group", c->group, algo == "ppo" ? "samples per prompt" : "samples per prompt (the group of the baseline)")
@@ -71,13 +71,18 @@ Command add_rl(CLI::App& root, const std::string& algo, const std::string& help)
   app->add_option("--ptx-batch", c->ptx_batch, "PPO-ptx examples per mini-batch")->capture_default_str();
   add_lora_options(app, c->use_lora, c->lora);
   add_gradient_checkpointing_option(app, c->gradient_checkpointing);
-  app->add_option("--lr", c->adam.lr, "learning rate")->capture_default_str();
-  app->add_option("--lr-schedule", c->schedule.type, "cosine | linear | constant")->capture_default_str();
+  app->add_option("--lr,--learning-rate", c->adam.lr, "learning rate")->capture_default_str();
+  app->add_option("--lr-schedule,--lr-scheduler-type", c->schedule.type, "cosine | linear | constant")->capture_default_str();
   app->add_option("--warmup-steps", c->schedule.warmup_steps, "warm-up iterations")->capture_default_str();
   app->add_option("--weight-decay", c->adam.weight_decay, "AdamW weight decay")->capture_default_str();
   app->add_option("--max-grad-norm", c->max_grad_norm, "gradient clipping (0 = off)")->capture_default_str();
-  app->add_option("--save-steps", c->save_steps, "checkpoint every N iterations (0 = only at the end)")->capture_default_str();
-  app->add_option("--keep-last", c->keep_last, "checkpoints kept")->capture_default_str();
+  app->add_option("--save-steps", c->save_steps, "checkpoint every N iterations, and at the end (0 = none)")
+      ->capture_default_str();
+  app->add_flag("--save-final-state", c->save_final_state,
+                "keep a checkpoint with the optimizer state at the end (implied by --save-steps)");
+  app->add_option("--keep-last,--save-total-limit", c->keep_last, "checkpoints kept (0 = all)")->capture_default_str();
+  app->add_option("--report-to", c->report_to, "tensorboard | none: TensorBoard event files beside metrics.jsonl")
+      ->capture_default_str();
   app->add_option("--sample-every", c->sample_every, "write sample responses with scores every N iterations")
       ->capture_default_str();
   app->add_option("--seed", c->seed, "seed for prompt order, sampling and initialisation")->capture_default_str();
@@ -86,6 +91,8 @@ Command add_rl(CLI::App& root, const std::string& algo, const std::string& help)
   app->add_flag("--resume", c->resume, "continue from the newest checkpoint in --out (a corrupt one falls back to the previous)");
   app->add_flag("--resume-anyway", c->resume_anyway,
                 "with --resume: continue although options or data files changed since the checkpoint");
+  app->add_flag("--overwrite-output-dir", c->overwrite_output_dir,
+                "start afresh in an --out that holds an earlier run's policy or checkpoints (they are removed)");
   add_input_limit_options(app);
   return {app, [c, app] {
             c->resolved = resolved_options(app);

@@ -23,7 +23,7 @@ Command add_sft(CLI::App& root) {
   app->add_option("--data", c->data, "training JSONL")->required();
   app->add_option("--eval-data", c->eval_data, "held-out JSONL for eval loss and perplexity");
   app->add_option("--eval-split", c->eval_split, "fraction of --data held out when no --eval-data")->capture_default_str();
-  app->add_option("--max-length", c->data_opts.max_length, "tokens per example; longer ones keep their start")
+  app->add_option("--max-length,--max-seq-length", c->data_opts.max_length, "tokens per example; longer ones keep their start")
       ->capture_default_str();
   app->add_option("--loss-on", [c](const CLI::results_t& r) {
        RLHF_CHECK(r[0] == "completion" || r[0] == "all", "--loss-on must be completion or all");

@@ -37,4 +37,9 @@ Command add_demo(CLI::App& root);
 // "5,17,300" -> {5, 17, 300}; errors name the option.
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);
 
+// For a command line CLI11 refused: the first --option that the named subcommand (and the global
+// options) do not have, with the closest one ("--learning-rat is not an option of `rlhf sft`; did you
+// mean --learning-rate?"); "" when every option is known (the error is another one).
+std::string unknown_option_message(const CLI::App& root, const std::vector<std::string>& args);
+
 }  // namespace rlhf::cli

@@ -48,34 +48,65 @@ void add_config_option(CLI::App* app) {
 }
 
 void add_train_options(CLI::App* app, TrainConfig& t) {
-  app->add_option("--out", t.out, "output directory (model, metrics.jsonl, TensorBoard events, checkpoints)")->required();
-  app->add_option("--epochs", t.epochs, "passes over the training data")->capture_default_str();
-  app->add_option("--max-steps", t.max_steps, "optimizer steps (> 0 overrides --epochs)")->capture_default_str();
-  app->add_option("--batch-size", t.batch_size, "examples per optimizer step")->capture_default_str();
-  app->add_option("--micro-batch-size", t.micro_batch_size,
-                  "examples per forward pass; gradients accumulate up to --batch-size (0 = no accumulation)")
+  // Hugging Face TrainingArguments names are accepted too (second names, or the options below), with
+  // their meaning, so TRL command lines work as they are.
+  app->add_option("--out,--output-dir", t.out, "output directory (model, metrics.jsonl, TensorBoard events, checkpoints)")->required();
+  app->add_option("--epochs,--num-train-epochs", t.epochs, "passes over the training data (a fraction trains part of the last)")
       ->capture_default_str();
-  app->add_option("--lr", t.adam.lr, "peak learning rate")->capture_default_str();
+  app->add_option("--max-steps", t.max_steps, "optimizer steps (> 0 overrides --epochs)")->capture_default_str();
+  auto* batch = app->add_option("--batch-size", t.batch_size, "examples per optimizer step")->capture_default_str();
+  auto* micro = app->add_option("--micro-batch-size", t.micro_batch_size,
+                                "examples per forward pass; gradients accumulate up to --batch-size (0 = no accumulation)")
+                    ->capture_default_str();
+  auto per_device = std::make_shared<int64_t>(0), accumulation = std::make_shared<int64_t>(0);
+  auto* pd = app->add_option("--per-device-train-batch-size", *per_device,
+                             "transformers' name: examples per forward pass; the step takes this x --gradient-accumulation-steps");
+  auto* ga = app->add_option("--gradient-accumulation-steps", *accumulation,
+                             "transformers' name: forward passes per optimizer step (examples per step = per-device batch x this)");
+  app->final_callback([&t, batch, micro, pd, ga, per_device, accumulation] {
+    if (!pd->count() && !ga->count()) return;
+    RLHF_CHECK(!batch->count() && !micro->count(), "give --batch-size / --micro-batch-size, or transformers' "
+               "--per-device-train-batch-size / --gradient-accumulation-steps, not both");
+    const int64_t p = pd->count() ? *per_device : t.batch_size, g = ga->count() ? *accumulation : 1;
+    RLHF_CHECK(p >= 1 && g >= 1, "--per-device-train-batch-size and --gradient-accumulation-steps must be >= 1");
+    t.micro_batch_size = p;
+    t.batch_size = p * g;
+    // Recorded as the options they amount to, so the saved config reads (and reruns) as this run.
+    for (auto [opt, v] : {std::pair{batch, t.batch_size}, std::pair{micro, t.micro_batch_size}}) {
+      opt->clear();
+      opt->add_result(std::to_string(v));
+    }
+    pd->clear();
+    ga->clear();
+  });
+  app->add_option("--lr,--learning-rate", t.adam.lr, "peak learning rate")->capture_default_str();
   app->add_option("--weight-decay", t.adam.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
   app->add_flag("--decay-all", t.decay_all, "apply weight decay to norms, biases and embeddings too");
   app->add_option("--adam-beta1", t.adam.beta1, "AdamW beta1")->capture_default_str();
   app->add_option("--adam-beta2", t.adam.beta2, "AdamW beta2")->capture_default_str();
-  app->add_option("--adam-eps", t.adam.eps, "AdamW epsilon")->capture_default_str();
-  app->add_option("--lr-schedule", t.schedule.type, "cosine | linear | constant (after warm-up)")->capture_default_str();
+  app->add_option("--adam-eps,--adam-epsilon", t.adam.eps, "AdamW epsilon")->capture_default_str();
+  app->add_option("--lr-schedule,--lr-scheduler-type", t.schedule.type,
+                  "cosine | linear | constant (after warm-up; constant_with_warmup = constant)")->capture_default_str();
   app->add_option("--warmup-steps", t.schedule.warmup_steps, "linear warm-up steps")->capture_default_str();
   app->add_option("--warmup-ratio", t.schedule.warmup_ratio, "warm-up as a fraction of all steps (if --warmup-steps is 0)")
       ->capture_default_str();
   app->add_option("--min-lr-ratio", t.schedule.min_lr_ratio, "decay floor as a fraction of --lr")->capture_default_str();
   app->add_option("--max-grad-norm", t.max_grad_norm, "clip the gradient norm (0 = off)")->capture_default_str();
-  app->add_option("--save-steps", t.save_steps, "checkpoint every N steps (0 = only at the end)")->capture_default_str();
-  app->add_option("--keep-last", t.keep_last, "checkpoints to keep")->capture_default_str();
+  app->add_option("--save-steps", t.save_steps, "checkpoint every N steps, and at the end (0 = none)")->capture_default_str();
+  app->add_flag("--save-final-state", t.save_final_state,
+                "keep a checkpoint with the optimizer state at the end (implied by --save-steps)");
+  app->add_option("--keep-last,--save-total-limit", t.keep_last, "checkpoints to keep (0 = all)")->capture_default_str();
   app->add_option("--eval-steps", t.eval_steps, "evaluate every N steps (0 = only at the end)")->capture_default_str();
   app->add_option("--logging-steps", t.logging_steps, "a metrics line every N steps")->capture_default_str();
+  app->add_option("--report-to", t.report_to, "tensorboard | none: TensorBoard event files beside metrics.jsonl")
+      ->capture_default_str();
   app->add_option("--seed", t.seed, "seed for data order, dropout and initialisation")->capture_default_str();
   app->add_option("--max-bad-steps", t.max_bad_steps, "stop after this many consecutive NaN/Inf steps")->capture_default_str();
   app->add_flag("--resume", t.resume, "continue from the newest checkpoint in --out (a corrupt one falls back to the previous)");
   app->add_flag("--resume-anyway", t.resume_anyway,
                 "with --resume: continue although options or data files changed since the checkpoint");
+  app->add_flag("--overwrite-output-dir", t.overwrite_output_dir,
+                "start afresh in an --out that holds an earlier run's model or checkpoints (they are removed)");
   add_gradient_checkpointing_option(app, t.gradient_checkpointing);
   add_input_limit_options(app);
 }

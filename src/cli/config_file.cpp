@@ -1,5 +1,6 @@
 #include "cli/config_file.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -59,6 +60,7 @@ std::vector<std::string> expand_config_args(const CLI::App& root, const std::vec
       std::string key = it.key();
       if (!key.empty() && key[0] == '_') continue;  // notes such as "_runtime" (threads, dtype of the run)
       RLHF_CHECK(key != "config", file, ": a config file cannot name another --config");
+      std::replace(key.begin(), key.end(), '_', '-');  // "learning_rate" as Hugging Face configs write it
       std::string opt = "--" + key;
       const Json& v = it.value();
       if (v.is_null()) continue;

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--dtype", ro.dtype, "compute dtype: fp32 | bf16 (bf16 autocast; weights stay fp32)")
       ->capture_default_str();
+  app.add_flag_callback("--bf16", [&ro] { ro.dtype = "bf16"; }, "the same as --dtype bf16 (transformers' name)");
   app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr");
   app.add_flag("-v,--verbose", verbose, "debug output; errors show their source location");
 
@@ -82,13 +83,23 @@ int main(int argc, char** argv) {
       rlhf::cli::add_demo(app),
   };
 
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // Hugging Face's argument parser spells options with underscores (--learning_rate): the same here.
+  for (auto& a : args)
+    if (a.size() > 2 && a.rfind("--", 0) == 0)
+      std::replace(a.begin(), a.begin() + long(a.find('=') == std::string::npos ? a.size() : a.find('=')), '_', '-');
   try {
-    std::vector<std::string> args(argv + 1, argv + argc);
     args = rlhf::cli::expand_config_args(app, args);
-    std::reverse(args.begin(), args.end());  // CLI11 takes the vector back to front
-    app.parse(args);
+    std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes the vector back to front
+    app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // An unknown option is the likelier mistake behind any parse error ("--polcy x" also leaves
+    // --policy missing): name it, with the closest option.
+    if (std::string m = rlhf::cli::unknown_option_message(app, args); !m.empty()) {
+      std::fprintf(stderr, "error: %s\n", m.c_str());
+      return e.get_exit_code();
+    }
     // One line, like every other error, naming where the options are listed.
     std::string help = "rlhf";
     for (const CLI::App* sub = &app; sub;) {

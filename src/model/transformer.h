@@ -33,6 +33,11 @@ class TransformerImpl : public torch::nn::Module {
   // weight is made (and registered as "lm_head") on the first call, so that a LoRA adapter can target
   // "lm_head" as PEFT lets it. nullptr for a score model.
   Linear lm_head_linear();
+  // The same without making one: nullptr for a tied head that carries no adapter.
+  Linear existing_lm_head_linear() {
+    Linear* slot = lm_head_slot();
+    return slot ? *slot : nullptr;
+  }
   // LM logits h W^T with that weight; a model with LoRA adapters keeps its frozen head's bf16 copy
   // under autocast (FrozenBf16Cast) instead of casting it on every forward.
   torch::Tensor lm_logits(const torch::Tensor& h);

@@ -216,4 +216,72 @@ void restore_rng_states(const fs::path& file) {
   }
 }
 
+namespace {
+
+// What a training run writes into its --out (removed by --overwrite-output-dir).
+bool is_training_product(const fs::path& p) {
+  const std::string n = p.filename().string();
+  static const std::set<std::string> names = {
+      "checkpoints", "value", "config.json", "generation_config.json", "adapter_config.json",
+      "adapter_model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+      "special_tokens_map.json", "metrics.jsonl", "samples.jsonl", "trainer_state.json",
+      "value_head.safetensors", "reference_logps.safetensors"};
+  return names.count(n) || n.starts_with("events.out.tfevents.") || n.ends_with("_config.json") ||
+         (n.starts_with("model") && (n.ends_with(".safetensors") || n.ends_with(".safetensors.index.json")));
+}
+
+bool holds_model(const fs::path& out) {
+  std::error_code ec;
+  for (const char* f : {"model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors"})
+    if (fs::exists(out / f, ec)) return true;
+  return false;
+}
+
+}  // namespace
+
+void mark_training_finished(const fs::path& out, int64_t steps) {
+  write_json_atomic(out / "trainer_state.json", {{"finished", true}, {"global_step", steps}});
+}
+
+bool claim_training_output(const fs::path& out, const std::string& name, const Json& resolved, bool resume,
+                           bool overwrite, bool resume_anyway) {
+  std::error_code ec;
+  CheckpointManager ck(out, 0);
+  const bool checkpoints = !ck.complete().empty(), model = holds_model(out);
+  bool finished = false;
+  if (fs::exists(out / "trainer_state.json", ec)) {
+    Json st = read_json_file(out / "trainer_state.json", "trainer state");
+    finished = st.is_object() && st.value("finished", false);
+  }
+  if (!checkpoints && !model && !finished) return false;
+  if (resume && !overwrite) {
+    if (checkpoints) return false;
+    RLHF_CHECK(finished && model, out.string(), ": holds a model but no checkpoint to resume from (keep one with --save-steps "
+               "or --save-final-state); pass --overwrite-output-dir to train again, or choose another --out");
+    fs::path saved = out / (name + "_config.json");
+    auto changes = fs::exists(saved, ec) ? option_changes(read_json_file(saved, "run options"), resolved) : std::vector<std::string>{};
+    std::string list;
+    for (size_t i = 0; i < changes.size(); ++i) list += (i ? "; " : "") + changes[i];
+    RLHF_CHECK(changes.empty(), out.string(), ": holds a finished run with other options or data (", list,
+               ") and no checkpoint to continue from", resume_anyway ? " (--resume-anyway needs one)" : "",
+               "; pass --overwrite-output-dir to train again, or choose another --out");
+    log_info(out.string(), ": the run has finished already; nothing to do (--overwrite-output-dir trains again)");
+    return true;
+  }
+  RLHF_CHECK(overwrite, out.string(), ": holds ", checkpoints ? "checkpoints" : "the model", " of an earlier run; pass --resume ",
+             "to continue it, --overwrite-output-dir to start over, or choose another --out");
+  // Never the run's own input: --model out --out out --overwrite-output-dir would delete it.
+  for (auto it = resolved.begin(); it != resolved.end(); ++it)
+    if (it.key() != "out" && it.key() != "output-dir" && it->is_string() && !it->get<std::string>().empty() &&
+        fs::exists(it->get<std::string>(), ec) && fs::equivalent(it->get<std::string>(), out, ec))
+      RLHF_FAIL("--", it.key(), " is the --out directory ", out.string(), "; --overwrite-output-dir would delete it: write to another --out");
+  std::vector<fs::path> products;
+  for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (is_training_product(it->path())) products.push_back(it->path());
+  int64_t removed = 0;
+  for (auto& p : products) removed += fs::remove_all(p, ec) > 0;
+  log_info(out.string(), ": --overwrite-output-dir: removed the earlier run's ", removed, " files and directories");
+  return false;
+}
+
 }  // namespace rlhf

@@ -41,6 +41,19 @@ class CheckpointManager {
 std::optional<std::filesystem::path> checkpoint_to_resume(const CheckpointManager& ck, const std::string& name,
                                                           const Json& resolved, bool anyway);
 
+// A training command's --out, checked before any work (after its DirLock). Empty, or what an
+// interrupted run left without a model or checkpoint: fine (false). An earlier run's model or
+// checkpoints there: with `resume`, checkpoints are resumed later (false); a run that finished
+// (`trainer_state.json` {"finished": true}, written after the model) with the same options and no
+// checkpoint left is done already (true: nothing to train; with other options an error). With
+// `overwrite`, the earlier run's products are removed first (weights, adapter, tokenizer, configs,
+// checkpoints/, metrics, TensorBoard events, samples, the DPO reference cache; other files stay).
+// Otherwise an error naming the choices (--resume, --overwrite-output-dir, another --out).
+bool claim_training_output(const std::filesystem::path& out, const std::string& name, const Json& resolved,
+                           bool resume, bool overwrite, bool resume_anyway);
+// Marks `out` as holding a finished run (see claim_training_output); the last file a trainer writes.
+void mark_training_finished(const std::filesystem::path& out, int64_t steps);
+
 // What differs between the options a run was started with and the ones given now ("--lr 0.001 ->
 // 0.01", "--data data.jsonl changed"), ignoring options that do not change the trained weights.
 std::vector<std::string> option_changes(const Json& saved, const Json& now);

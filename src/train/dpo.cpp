@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/lock.h"
+#include "train/checkpoint.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -29,7 +30,8 @@ struct Losses {
 // Per-record loss (mean over its pairs, or the KTO term) and TRL's metrics.
 Losses record_losses(const DpoConfig& cfg, bool kto, DpoLoss kind, const std::vector<PreferenceExample>& data,
                      const std::vector<int64_t>& idx, const FlatResponses& f, const torch::Tensor& pol,
-                     const torch::Tensor& ref, const torch::Tensor& pol_sum) {
+                     const torch::Tensor& ref, const torch::Tensor& pol_sum, const torch::Tensor& logit_sum,
+                     const torch::Tensor& counts) {
   Losses out;
   auto dev = pol.device();
   const double beta = cfg.params.beta;
@@ -46,6 +48,7 @@ Losses record_losses(const DpoConfig& cfg, bool kto, DpoLoss kind, const std::ve
       bool g = label[size_t(k)] == 1;
       out.metrics.add(g ? "rewards/chosen" : "rewards/rejected", r[k].item<double>());
       out.metrics.add(g ? "logps/chosen" : "logps/rejected", pol_sum[k].item<double>());
+      out.metrics.add(g ? "logits/chosen" : "logits/rejected", logit_sum[k].item<double>(), counts[k].item<double>());
     }
     out.metrics.add("kl", z0.item<double>());
     return out;
@@ -70,6 +73,11 @@ Losses record_losses(const DpoConfig& cfg, bool kto, DpoLoss kind, const std::ve
   out.metrics.add("rewards/margins", (chosen_r - rejected_r).sum().item<double>(), n);
   out.metrics.add("logps/chosen", pol_sum.index_select(0, B_cpu).sum().item<double>(), n);
   out.metrics.add("logps/rejected", pol_sum.index_select(0, W_cpu).sum().item<double>(), n);
+  // TRL's logits/chosen and logits/rejected: the mean logit over the vocabulary and the completion tokens.
+  out.metrics.add("logits/chosen", logit_sum.index_select(0, B_cpu).sum().item<double>(),
+                  counts.index_select(0, B_cpu).sum().item<double>());
+  out.metrics.add("logits/rejected", logit_sum.index_select(0, W_cpu).sum().item<double>(),
+                  counts.index_select(0, W_cpu).sum().item<double>());
   return out;
 }
 
@@ -106,6 +114,9 @@ void run_dpo(const DpoConfig& cfg) {
   if (cfg.use_lora) validate_lora_config(cfg.lora);
   parse_save_dtype(cfg.save_dtype);  // now, not after training
   DirLock out_lock(cfg.train.out);
+  if (claim_training_output(cfg.train.out, "dpo", cfg.resolved, cfg.train.resume, cfg.train.overwrite_output_dir,
+                            cfg.train.resume_anyway))
+    return;  // finished already
 
   auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
 
@@ -252,8 +263,10 @@ void run_dpo(const DpoConfig& cfg) {
     Losses l;
     {
       ComputeScope cs;
-      auto lp = masked_sequence_logps(*policy, b);
-      l = record_losses(cfg, kto, kind, train, idx, f, as_used(lp, normalise), ref, lp.first.detach().to(torch::kCPU));
+      torch::Tensor logit_sums;
+      auto lp = masked_sequence_logps(*policy, b, &logit_sums);
+      l = record_losses(cfg, kto, kind, train, idx, f, as_used(lp, normalise), ref, lp.first.detach().to(torch::kCPU),
+                        logit_sums.to(torch::kCPU), lp.second.detach().to(torch::kCPU));
     }
     (l.per_record.sum() / denom).backward();
     m.add("loss", l.per_record.sum().item<double>(), double(idx.size()));
@@ -272,8 +285,10 @@ void run_dpo(const DpoConfig& cfg) {
         Batch b = collate(f.seqs, pad, dev);
         auto ref = ref_for(f, b, ref_cache_eval);
         ComputeScope cs;
-        auto lp = masked_sequence_logps(*policy, b);
-        auto l = record_losses(cfg, kto, kind, eval, idx, f, as_used(lp, normalise), ref, lp.first.to(torch::kCPU));
+        torch::Tensor logit_sums;
+        auto lp = masked_sequence_logps(*policy, b, &logit_sums);
+        auto l = record_losses(cfg, kto, kind, eval, idx, f, as_used(lp, normalise), ref, lp.first.to(torch::kCPU),
+                               logit_sums.to(torch::kCPU), lp.second.to(torch::kCPU));
         m.add("loss", l.per_record.sum().item<double>(), double(idx.size()));
         Json lm = l.metrics.mean();
         for (auto it = lm.begin(); it != lm.end(); ++it) m.add(it.key(), it.value().get<double>() * double(idx.size()), double(idx.size()));

@@ -58,8 +58,8 @@ void validate_optimizer_options(const AdamWConfig& a, const ScheduleConfig& s, d
   RLHF_CHECK(finite(a.beta1) && a.beta1 >= 0 && a.beta1 < 1, "--adam-beta1 ", a.beta1, " must be in [0, 1)");
   RLHF_CHECK(finite(a.beta2) && a.beta2 >= 0 && a.beta2 < 1, "--adam-beta2 ", a.beta2, " must be in [0, 1)");
   RLHF_CHECK(finite(a.eps) && a.eps > 0, "--adam-eps ", a.eps, " must be a finite number > 0");
-  RLHF_CHECK(s.type == "cosine" || s.type == "linear" || s.type == "constant", "--lr-schedule \"", s.type,
-             "\" is not known; use cosine, linear or constant");
+  RLHF_CHECK(s.type == "cosine" || s.type == "linear" || s.type == "constant" || s.type == "constant_with_warmup",
+             "--lr-schedule \"", s.type, "\" is not known; use cosine, linear or constant (constant_with_warmup)");
   RLHF_CHECK(s.warmup_steps >= 0, "--warmup-steps ", s.warmup_steps, " must be >= 0");
   RLHF_CHECK(finite(s.warmup_ratio) && s.warmup_ratio >= 0 && s.warmup_ratio <= 1, "--warmup-ratio ", s.warmup_ratio,
              " must be in [0, 1]");
@@ -72,7 +72,10 @@ void validate_optimizer_options(const AdamWConfig& a, const ScheduleConfig& s, d
 void validate_train_config(const TrainConfig& c) {
   RLHF_CHECK(!c.out.empty(), "--out is required");
   RLHF_CHECK(c.max_steps >= 0, "--max-steps ", c.max_steps, " must be >= 0 (0 = as many as --epochs give)");
-  RLHF_CHECK(c.epochs >= 1 || c.max_steps > 0, "--epochs ", c.epochs, " must be >= 1 (or give --max-steps)");
+  RLHF_CHECK((std::isfinite(c.epochs) && c.epochs > 0) || c.max_steps > 0, "--epochs ", c.epochs,
+             " must be a number > 0 (or give --max-steps)");
+  RLHF_CHECK(c.report_to == "tensorboard" || c.report_to == "none", "--report-to \"", c.report_to,
+             "\" is not available; use tensorboard or none (metrics.jsonl is always written)");
   RLHF_CHECK(c.batch_size >= 1, "--batch-size ", c.batch_size, " must be >= 1");
   RLHF_CHECK(c.micro_batch_size >= 0 && c.micro_batch_size <= c.batch_size, "--micro-batch-size ", c.micro_batch_size,
              " must be in [0, --batch-size ", c.batch_size, "] (0 = no accumulation)");
@@ -117,7 +120,7 @@ void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::opt
   const int64_t micro = cfg.micro_batch_size > 0 ? cfg.micro_batch_size : cfg.batch_size;
   RLHF_CHECK(micro <= cfg.batch_size, "micro batch size ", micro, " exceeds the batch size ", cfg.batch_size);
   const int64_t per_epoch = (num_examples + cfg.batch_size - 1) / cfg.batch_size;
-  const int64_t total = cfg.max_steps > 0 ? cfg.max_steps : cfg.epochs * per_epoch;
+  const int64_t total = cfg.max_steps > 0 ? cfg.max_steps : int64_t(std::ceil(cfg.epochs * double(per_epoch) - 1e-9));
   RLHF_CHECK(total > 0, "nothing to do: 0 training steps (epochs ", cfg.epochs, ", max_steps ", cfg.max_steps, ")");
 
   model.set_gradient_checkpointing(cfg.gradient_checkpointing);
@@ -147,7 +150,7 @@ void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::opt
   }
   ensure_directory(cfg.out);
   write_json_atomic(fs::path(cfg.out) / (name + "_config.json"), resolved);
-  MetricsLog metrics(cfg.out, st.step > 0 ? st.step : -1);
+  MetricsLog metrics(cfg.out, st.step > 0 ? st.step : -1, cfg.report_to == "tensorboard");
   install_stop_handlers();
   log_info(name, ": ", num_examples, " examples, ", total, " steps (", per_epoch, " per epoch) of ", cfg.batch_size,
            " examples", micro < cfg.batch_size ? " in micro-batches of " + std::to_string(micro) : std::string(),
@@ -230,7 +233,9 @@ void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::opt
                   std::isnan(last_eval_loss) ? "" : (" eval " + std::to_string(last_eval_loss).substr(0, 6)).c_str());
     bar.update(st.step, extra);
     bool stop = stop_requested();
-    if ((cfg.save_steps > 0 && st.step % cfg.save_steps == 0) || last_step || stop)
+    // At the end only when asked (--save-steps or --save-final-state): optimizer state is twice a
+    // full model's size, and a finished run rarely continues.
+    if ((cfg.save_steps > 0 && (st.step % cfg.save_steps == 0 || last_step)) || (last_step && cfg.save_final_state) || stop)
       save_checkpoint(ck, model, lora, opt, st, name, resolved);
     if (stop && !last_step) {
       bar.finish(extra);
@@ -244,6 +249,7 @@ void run_training(const TrainConfig& cfg, TransformerImpl& model, const std::opt
              ck.latest() ? ck.latest()->string() : std::string("none"), ")");
   double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   hooks.save_output(cfg.out);
+  mark_training_finished(cfg.out, st.step);
   log_info(name, ": done in ", format_duration(el), " (", int64_t(double(tokens_since) / std::max(el, 1e-9)),
            " tokens/s); wrote ", cfg.out);
 }

@@ -20,7 +20,7 @@ namespace rlhf {
 
 struct TrainConfig {
   std::string out;                 // output directory (model, metrics, checkpoints)
-  int64_t epochs = 1;
+  double epochs = 1;                // passes over the data; a fraction trains that share of the last pass
   int64_t max_steps = 0;           // > 0 overrides epochs
   int64_t batch_size = 8;          // examples per optimizer step
   int64_t micro_batch_size = 0;    // examples per forward pass (0 = batch_size, no accumulation)
@@ -35,6 +35,9 @@ struct TrainConfig {
   uint64_t seed = 42;
   bool resume = false;             // continue from the newest checkpoint in out/checkpoints
   bool resume_anyway = false;      // resume although options or data files changed since the checkpoint
+  bool overwrite_output_dir = false;  // start afresh in an --out that holds an earlier run's model or checkpoints
+  bool save_final_state = false;   // keep a checkpoint (optimizer state included) at the end without --save-steps
+  std::string report_to = "tensorboard";  // tensorboard | none (metrics.jsonl is always written)
   int64_t max_bad_steps = 3;       // consecutive NaN/Inf steps before stopping
   bool shuffle = true;
   bool gradient_checkpointing = false;  // recompute each block's activations in backward (less memory, ~1/3 more compute)

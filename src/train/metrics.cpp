@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -116,9 +117,17 @@ void TensorBoardWriter::scalar(const std::string& tag, double value, int64_t ste
   write_event(e);
 }
 
-void TensorBoardWriter::flush() { std::fflush(f_); }
+void TensorBoardWriter::flush() {
+  int e = std::fflush(f_) == 0 && !std::ferror(f_) ? 0 : errno;
+  RLHF_CHECK(e == 0, "TensorBoard event file: write failed (", errno_text(e), "); pass --report-to none to do without it");
+}
 
-MetricsLog::MetricsLog(const std::filesystem::path& dir, int64_t resume_step) : path_(dir / "metrics.jsonl") {
+std::string tensorboard_tag(const std::string& name) {
+  if (name.rfind("eval_", 0) == 0) return "eval/" + name.substr(5);
+  return "train/" + name;
+}
+
+MetricsLog::MetricsLog(const std::filesystem::path& dir, int64_t resume_step, bool tensorboard) : path_(dir / "metrics.jsonl") {
   ensure_directory(dir);
   std::string kept;
   if (resume_step >= 0 && std::filesystem::exists(path_)) {
@@ -132,7 +141,7 @@ MetricsLog::MetricsLog(const std::filesystem::path& dir, int64_t resume_step) : 
     }
   }
   write_file_atomic(path_, kept);
-  tb_ = std::make_unique<TensorBoardWriter>(dir);
+  if (tensorboard) tb_ = std::make_unique<TensorBoardWriter>(dir);
 }
 
 void MetricsLog::log(int64_t step, const Json& values) {
@@ -144,8 +153,9 @@ void MetricsLog::log(int64_t step, const Json& values) {
   bool ok = std::fwrite(line.data(), 1, line.size(), f) == line.size();
   ok = (std::fclose(f) == 0) && ok;
   RLHF_CHECK(ok, path_.string(), ": write failed (disk full?)");
+  if (!tb_) return;
   for (auto it = values.begin(); it != values.end(); ++it)
-    if (it.value().is_number()) tb_->scalar(it.key(), it.value().get<double>(), step);
+    if (it.value().is_number()) tb_->scalar(tensorboard_tag(it.key()), it.value().get<double>(), step);
   tb_->flush();
 }
 

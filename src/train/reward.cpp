@@ -7,6 +7,7 @@
 #include "align/losses.h"
 #include "core/error.h"
 #include "core/lock.h"
+#include "train/checkpoint.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/sft_data.h"
@@ -108,6 +109,9 @@ void run_reward(const RewardConfig& cfg) {
   if (cfg.use_lora) validate_lora_config(cfg.lora);
   parse_save_dtype(cfg.save_dtype);  // now, not after training
   DirLock out_lock(cfg.train.out);
+  if (claim_training_output(cfg.train.out, "rm", cfg.resolved, cfg.train.resume, cfg.train.overwrite_output_dir,
+                            cfg.train.resume_anyway))
+    return;  // finished already
   auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
 
   // 1. data

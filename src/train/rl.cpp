@@ -169,7 +169,10 @@ void run_rl(const RlConfig& cfg_in) {
   RLHF_CHECK(cfg.save_steps >= 0 && cfg.keep_last >= 0 && cfg.sample_every >= 0, "--save-steps, --keep-last and "
              "--sample-every must be >= 0");
   RLHF_CHECK(cfg.max_bad_steps >= 1, "--max-bad-steps ", cfg.max_bad_steps, " must be >= 1");
+  RLHF_CHECK(cfg.report_to == "tensorboard" || cfg.report_to == "none", "--report-to \"", cfg.report_to,
+             "\" is not available; use tensorboard or none");
   DirLock out_lock(cfg.out);  // one writer per output directory, from here to the end
+  if (claim_training_output(cfg.out, cfg.algo, cfg.resolved, cfg.resume, cfg.overwrite_output_dir, cfg.resume_anyway)) return;
 
   // 1. models and data (data first: bad input fails before heavy work)
   auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.policy : cfg.tokenizer);
@@ -295,7 +298,7 @@ void run_rl(const RlConfig& cfg_in) {
   }
   ensure_directory(cfg.out);
   write_json_atomic(fs::path(cfg.out) / (cfg.algo + "_config.json"), resolved);
-  MetricsLog metrics(cfg.out, it0 > 0 ? it0 : -1);
+  MetricsLog metrics(cfg.out, it0 > 0 ? it0 : -1, cfg.report_to == "tensorboard");
   install_stop_handlers();
   auto save_checkpoint = [&](int64_t it) {
     ck.save(it, [&](const fs::path& dir) {
@@ -584,7 +587,8 @@ void run_rl(const RlConfig& cfg_in) {
     bar.update(it + 1, extra);
     bool stop = stop_requested();
     bool last_it = it + 1 == cfg.iterations;
-    if ((cfg.save_steps > 0 && (it + 1) % cfg.save_steps == 0) || last_it || stop) save_checkpoint(it + 1);
+    if ((cfg.save_steps > 0 && ((it + 1) % cfg.save_steps == 0 || last_it)) || (last_it && cfg.save_final_state) || stop)
+      save_checkpoint(it + 1);
     if (stop && !last_it) {
       bar.finish(extra);
       RLHF_FAIL(cfg.algo, ": interrupted at iteration ", it + 1, " of ", cfg.iterations,
@@ -597,6 +601,7 @@ void run_rl(const RlConfig& cfg_in) {
              ck.latest() ? ck.latest()->string() : std::string("none"), ")");
   save_weights(cfg.out);
   tok->save(cfg.out);
+  mark_training_finished(cfg.out, cfg.iterations);
   log_info(cfg.algo, ": wrote ", cfg.out);
 }
 

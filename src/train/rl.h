@@ -74,6 +74,9 @@ struct RlConfig {
   uint64_t seed = 42;
   bool resume = false;
   bool resume_anyway = false;        // resume although options or data files changed since the checkpoint
+  bool overwrite_output_dir = false;  // start afresh in an --out that holds an earlier run's policy or checkpoints
+  bool save_final_state = false;      // keep a checkpoint (optimizer state included) at the end without --save-steps
+  std::string report_to = "tensorboard";  // tensorboard | none
   int64_t max_bad_steps = 3;
   // Programmatic reward instead of a reward model (tests, rule-based tasks): scores per response.
   std::function<std::vector<double>(const std::vector<std::string>& prompts, const std::vector<std::string>& responses)>

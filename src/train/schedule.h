@@ -7,7 +7,7 @@
 namespace rlhf {
 
 struct ScheduleConfig {
-  std::string type = "cosine";  // cosine | linear | constant
+  std::string type = "cosine";  // cosine | linear | constant (= transformers' constant_with_warmup)
   int64_t warmup_steps = 0;
   double warmup_ratio = 0.0;    // used when warmup_steps == 0: warm-up = ratio x total steps
   double min_lr_ratio = 0.0;    // floor of the decay, as a fraction of the peak lr

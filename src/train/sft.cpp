@@ -8,6 +8,7 @@
 #include "model/logprobs.h"
 #include "core/fs.h"
 #include "core/lock.h"
+#include "train/checkpoint.h"
 #include "io/jsonl.h"
 #include "tokenizer/bpe_trainer.h"
 
@@ -29,14 +30,26 @@ torch::ScalarType parse_save_dtype(const std::string& s) {
   RLHF_FAIL("--save-dtype '", s, "' is not known; use fp32, bf16 or fp16");
 }
 
-std::pair<torch::Tensor, torch::Tensor> masked_sequence_logps(TransformerImpl& model, const Batch& b) {
+std::pair<torch::Tensor, torch::Tensor> masked_sequence_logps(TransformerImpl& model, const Batch& b,
+                                                              torch::Tensor* mean_logit_sums) {
   const int64_t B = b.ids.size(0), T = b.ids.size(1);
   auto h = model.hidden(b.ids, batch_args(b)).narrow(1, 0, T - 1);  // (B, T-1, C)
   auto sel = b.loss_mask.narrow(1, 1, T - 1);                         // (B, T-1)
   auto targets = b.ids.narrow(1, 1, T - 1).masked_select(sel);
-  auto lp = token_logprobs(model, h.index({sel}), targets);           // (N)
+  auto hs = h.index({sel});                                           // (N, C)
+  auto lp = token_logprobs(model, hs, targets);                       // (N)
   auto rows = torch::arange(B, b.ids.options()).unsqueeze(1).expand({B, T - 1}).masked_select(sel);
   auto sums = torch::zeros({B}, lp.options()).index_add(0, rows, lp);
+  if (mean_logit_sums) {
+    // mean_v (h W^T)_v = h . mean_v W_v; a LoRA head adds scale * (h A^T) . mean_v B_v.
+    torch::NoGradGuard ng;
+    auto hf = hs.detach().to(torch::kFloat);
+    auto ml = torch::mv(hf, model.lm_head_weight().detach().to(torch::kFloat).mean(0));  // (N)
+    if (auto head = model.existing_lm_head_linear(); head && head->has_lora())
+      ml += torch::mv(torch::matmul(hf, head->lora_A->weight.t().to(torch::kFloat)),
+                      head->lora_B->weight.to(torch::kFloat).mean(0)) * head->lora_scaling;
+    *mean_logit_sums = torch::zeros({B}, ml.options()).index_add(0, rows, ml);
+  }
   auto counts = sel.sum(1).to(torch::kFloat);
   return {sums, counts};
 }
@@ -139,6 +152,9 @@ void run_sft(const SftConfig& cfg) {
   validate_sft_options(cfg.data_opts, cfg.dropout, cfg.use_lora ? &cfg.lora : nullptr);
   parse_save_dtype(cfg.save_dtype);  // now, not after training
   DirLock out_lock(cfg.train.out);
+  if (claim_training_output(cfg.train.out, "sft", cfg.resolved, cfg.train.resume, cfg.train.overwrite_output_dir,
+                            cfg.train.resume_anyway))
+    return;  // finished already
   auto tok = Tokenizer::load(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
   ModelConfig mc = config_of_model_or_adapter(cfg.model);
   RLHF_CHECK(mc.head == Head::LM, cfg.model, ": is a score model; SFT needs a causal LM");
@@ -211,6 +227,9 @@ void run_pretrain(const PretrainConfig& cfg) {
   validate_train_config(cfg.train);
   parse_save_dtype(cfg.save_dtype);
   DirLock out_lock(cfg.train.out);
+  if (claim_training_output(cfg.train.out, "pretrain", cfg.resolved, cfg.train.resume, cfg.train.overwrite_output_dir,
+                            cfg.train.resume_anyway))
+    return;  // finished already
   // 1. tokenizer: given, or trained on the corpus
   std::shared_ptr<Tokenizer> tok;
   if (!cfg.tokenizer.empty()) {

@@ -59,7 +59,10 @@ TokenLoss sft_token_loss(TransformerImpl& model, const Batch& b);
 // The same from final hidden states (B, T, C) already computed for batch `b`.
 TokenLoss sft_token_loss(TransformerImpl& model, const torch::Tensor& hidden, const Batch& b);
 // Per-sequence sums of log p over the loss-masked tokens of a batch, and their counts: (B), (B).
-std::pair<torch::Tensor, torch::Tensor> masked_sequence_logps(TransformerImpl& model, const Batch& b);
+// With `mean_logit_sums`, also (B) sums over those tokens of the logits' mean over the vocabulary
+// (TRL's logits/chosen metric), from the head's mean row without forming the logits; no gradient.
+std::pair<torch::Tensor, torch::Tensor> masked_sequence_logps(TransformerImpl& model, const Batch& b,
+                                                              torch::Tensor* mean_logit_sums = nullptr);
 // Mask, positions and segments of a batch as model inputs.
 ForwardArgs batch_args(const Batch& b);
 
