@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Copies what a build needs beyond libtorch into third_party/carry/ (git-ignored), for a machine
 # that has a CUDA libtorch, CMake and a compiler but none of our Debian -dev packages and no network
-# (the GPU machines): the header-only libraries (nlohmann-json, CLI11), PCRE2's header and shared
-# library, and GoogleTest's source. CMakeLists.txt looks there when the system has none of them.
+# (the GPU machines): the header-only libraries (nlohmann-json, CLI11), PCRE2's and zlib's headers and
+# shared libraries, and GoogleTest's source. CMakeLists.txt looks there when the system has none of them.
 # SentencePiece is left out: without it a Llama-2 tokenizer.model is refused with a clear error.
 # Run here (Debian 12, after scripts/install_deps.sh); then carry third_party/carry to the GPU
 # machine and run scripts/gpu_check.sh there.
@@ -16,4 +16,8 @@ lib=$(readlink -f /usr/lib/x86_64-linux-gnu/libpcre2-8.so)
 cp "$lib" "$C/lib/libpcre2-8.so"
 cp "$lib" "$C/lib/libpcre2-8.so.0"  # the SONAME the binaries ask for (via their build RPATH)
 cp -r /usr/src/googletest "$C/googletest"
+cp /usr/include/zlib.h /usr/include/zconf.h "$C/include/"
+zlib=$(readlink -f /usr/lib/x86_64-linux-gnu/libz.so)
+cp "$zlib" "$C/lib/libz.so"
+cp "$zlib" "$C/lib/libz.so.1"
 du -sh "$C"

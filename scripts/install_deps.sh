@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libtorch-dev libopenblas0-openmp
       nlohmann-json3-dev libcli11-dev libpcre2-dev libsentencepiece-dev libprotobuf-dev
-      libsqlite3-dev libcpp-httplib-dev libssl-dev
+      libsqlite3-dev libcpp-httplib-dev libssl-dev zlib1g-dev
       libgtest-dev libbenchmark-dev)
 if [ "${1:-test}" != "demo" ]; then
   PKGS+=(python3-torch python3-venv python3-pip)

@@ -3,6 +3,8 @@
 // can cost memory; --skip-bad-lines skips such lines. Also runs under ASan + UBSan.
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+
 #include <fstream>
 
 #include "io/json.h"
@@ -14,6 +16,8 @@ namespace {
 
 using test::expect_error;
 using test::TempDir;
+using test::read_bytes;
+using test::write_bytes;
 
 // Restores the process-wide limits a test changes.
 struct LimitsGuard {
@@ -93,6 +97,78 @@ TEST(JsonlLimits, LinesAcrossReadBuffersAndCarriageReturns) {
   ASSERT_EQ(recs.size(), 3001u);
   for (int i = 0; i <= 3000; ++i) ASSERT_EQ(recs[size_t(i)].value["i"], i);
   EXPECT_EQ(recs.back().line, 3001);
+}
+
+// JSON arrays of records (issue 16: "expected a JSON object, got array" before), read element by
+// element with each element's first line as its line.
+TEST(JsonlFormats, AJsonArrayFileIsReadRecordByRecord) {
+  LimitsGuard g;
+  TempDir dir;
+  auto p = dir / "d.json";
+  // Pretty-printed, with brackets, commas, quotes and escapes inside strings and nested values.
+  std::ofstream(p, std::ios::binary) << "\xEF\xBB\xBF\n[\n  {\"prompt\": \"a ] b, c\", \"completion\": \"q\\\"]\\\\\"},\n"
+                                        "  {\"messages\": [{\"role\": \"user\", \"content\": \"[x], {y}\"}],\n   \"n\": [1, [2]]}\r\n,"
+                                        "{\"k\": {}}\n]\n\n";
+  auto recs = read_jsonl(p);
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[0].value["prompt"], "a ] b, c");
+  EXPECT_EQ(recs[0].value["completion"], "q\"]\\");
+  EXPECT_EQ(recs[1].value["messages"][0]["content"], "[x], {y}");
+  EXPECT_EQ(recs[1].value["n"][1][0], 2);
+  EXPECT_EQ(recs[0].line, 3);
+  EXPECT_EQ(recs[1].line, 4);
+  EXPECT_EQ(recs[2].line, 6);
+  // Errors name the element's line; bad elements are skipped with --skip-bad-lines.
+  std::ofstream(p) << "[{\"a\": 1},\n 5,\n {\"b\": 2}]";
+  expect_error([&] { read_jsonl(p); }, {"d.json:2", "expected a JSON object, got integer"}, "number element");
+  int64_t skipped = 0;
+  EXPECT_EQ(read_jsonl(p, JsonlReadOptions{true, 0}, &skipped).size(), 2u);
+  EXPECT_EQ(skipped, 1);
+  // A broken array is one line naming where, whatever --skip-bad-lines says.
+  for (auto [text, want] : std::vector<std::pair<std::string, std::string>>{
+           {"[{\"a\": 1},\n{\"b\": 2}", "d.json:2: the array is not closed"},
+           {"[{\"a\": 1},]", "a ',' is followed by ']'"},
+           {"[{\"a\": 1},, {\"b\": 1}]", "expected a record, got ','"},
+           {"[{\"a\": 1}]\n{\"b\": 2}", "d.json:2: text after the array's closing ']'"},
+           {"[{\"a\": \"x]\"", "the array is not closed"},
+           {"[]", "no usable records"}}) {
+    std::ofstream(p) << text;
+    expect_error([&] { read_jsonl(p, JsonlReadOptions{true, 0}); }, {"d.json", want}, text.c_str());
+  }
+  // The record limit holds per element, without holding the element.
+  input_limits().max_text_chars = 1000;
+  {
+    std::ofstream f(p);
+    f << "[{\"a\": \"" << std::string(size_t(input_limits().max_line_bytes()) + 10, 'x') << "\"}, {\"b\": 1}]";
+  }
+  expect_error([&] { read_jsonl(p); }, {"d.json:1", "the record has", "bytes"}, "long element");
+}
+
+// gzip-compressed JSONL and JSON arrays, recognised by content; a truncated one is one line.
+TEST(JsonlFormats, GzipFilesAreDecompressed) {
+  TempDir dir;
+  auto write_gz = [](const fs::path& p, const std::string& text) {
+    gzFile f = gzopen(p.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(gzwrite(f, text.data(), unsigned(text.size())), int(text.size()));
+    gzclose(f);
+  };
+  std::string jsonl;
+  for (int i = 0; i < 5000; ++i) jsonl += Json({{"i", i}, {"t", std::string(size_t(i % 50), 'z')}}).dump() + "\n";
+  write_gz(dir / "d.jsonl.gz", jsonl);
+  auto recs = read_jsonl(dir / "d.jsonl.gz");
+  ASSERT_EQ(recs.size(), 5000u);
+  EXPECT_EQ(recs[4999].value["i"], 4999);
+  EXPECT_EQ(recs[4999].line, 5000);
+  write_gz(dir / "a.json.gz", "[{\"i\": 0}, {\"i\": 1}]");
+  EXPECT_EQ(read_jsonl(dir / "a.json.gz").size(), 2u);
+  // Truncated: the records before the cut are not silently taken as the whole file.
+  std::string bytes = read_bytes(dir / "d.jsonl.gz");
+  write_bytes(dir / "cut.jsonl.gz", bytes.substr(0, bytes.size() / 2));
+  expect_error([&] { read_jsonl(dir / "cut.jsonl.gz"); }, {"cut.jsonl.gz", "cannot read", "truncated .gz"}, "cut gz");
+  bytes[bytes.size() / 2] ^= 0x55;
+  write_bytes(dir / "bad.jsonl.gz", bytes);
+  expect_error([&] { read_jsonl(dir / "bad.jsonl.gz"); }, {"bad.jsonl.gz", "cannot read"}, "corrupt gz");
 }
 
 }  // namespace

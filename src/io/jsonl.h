@@ -1,5 +1,7 @@
-// JSONL datasets: one JSON object per line. Errors carry "file:line" and the field at fault;
-// with skip_bad_lines, bad lines are counted and skipped instead (the caller reports the count).
+// Data files: JSON Lines (one JSON object per line), or one JSON array of objects (a file whose first
+// character is '['), either of them gzip-compressed (.jsonl.gz, .json.gz: recognised by content, not
+// name). Errors carry "file:line" and the field at fault; with skip_bad_lines, bad records are counted
+// and skipped instead (the caller reports the count).
 #pragma once
 #include <filesystem>
 #include <functional>
@@ -40,12 +42,15 @@ void check_text_lengths(const Json& j, const std::string& where, int64_t max_tex
 void check_text_length(std::string_view text, const std::string& where, const std::string& field = "",
                        int64_t max_text_chars = input_limits().max_text_chars);
 
-// Reads every non-blank line; each must be a JSON object within input_limits(). `validate` (optional) may throw
+// Reads every record (non-blank line, or array element); each must be a JSON object within input_limits(). `validate` (optional) may throw
 // rlhf::Error for a line whose fields are wrong; with skip_bad_lines that line is skipped too.
 // *skipped receives the number of skipped lines. An empty file is an error.
 std::vector<JsonlRecord> read_jsonl(const std::filesystem::path& path, const JsonlReadOptions& opts = {},
                                     int64_t* skipped = nullptr,
                                     const std::function<void(const JsonlRecord&)>& validate = nullptr);
+
+// Whether `path` is plain JSON Lines (not gzip, not a JSON array), which may be copied byte for byte.
+bool is_plain_jsonl(const std::filesystem::path& path);
 
 // Appends JSON objects one per line to a temporary file; commit() renames it into place.
 class JsonlWriter {

@@ -192,10 +192,11 @@ void run_sft(const SftConfig& cfg) {
 
 namespace {
 
-// Documents of a pretraining corpus: lines of a text file, or "text" fields of a JSONL file.
+// Documents of a pretraining corpus: lines of a text file, or "text" fields of a JSONL / JSON array
+// file (.jsonl, .json, either gzipped).
 std::vector<std::string> read_documents(const std::string& path) {
   std::vector<std::string> docs;
-  if (path.size() > 6 && path.substr(path.size() - 6) == ".jsonl") {
+  if (path.ends_with(".jsonl") || path.ends_with(".jsonl.gz") || path.ends_with(".json") || path.ends_with(".json.gz")) {
     for (auto& r : read_jsonl(path)) {
       auto it = r.value.find("text");
       RLHF_CHECK(it != r.value.end() && it->is_string(), r.where(), ": expected a string field \"text\"");
