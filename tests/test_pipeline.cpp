@@ -188,6 +188,37 @@ TEST(Pipeline, UserModelAndRankingsFile) {
   EXPECT_TRUE(res["policies"][2]["win_rate_vs_sft"].is_number());
   EXPECT_EQ(res["policies"][2]["win_rate_judge"], "learned reward");
 
+  // DPO and no RL (issue 16): the reward model still trains on the rankings, as the evaluation's judge.
+  Json dpo_only = cfg;
+  dpo_only.erase("rl");
+  dpo_only.erase("base_model");
+  dpo_only.erase("sft");
+  dpo_only["sft_model"] = (d / "run/sft").string();
+  dpo_only["run_dir"] = (d / "run_dpo").string();
+  write_json_atomic(d / "dpo_only.json", dpo_only);
+  r = run_pipeline_cli(d / "dpo_only.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(d / "run_dpo/round1/rm/config.json"));
+  res = read_json_file(d / "run_dpo/eval/eval.json");
+  ASSERT_EQ(res["policies"].size(), 2u);  // sft, dpo
+  EXPECT_EQ(res["policies"][1]["name"], "dpo");
+  EXPECT_TRUE(res["policies"][1]["win_rate_vs_sft"].is_number()) << res["policies"][1].dump();
+  EXPECT_TRUE(res["policies"][1]["reward_mean"].is_number()) << res["policies"][1].dump();
+  // ... or eval.reward names the judge, and none is trained.
+  dpo_only["run_dir"] = (d / "run_dpo2").string();
+  dpo_only["eval"]["reward"] = (d / "run/round1/rm").string();
+  write_json_atomic(d / "dpo_judge.json", dpo_only);
+  r = run_pipeline_cli(d / "dpo_judge.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(d / "run_dpo2/round1/rm"));
+  res = read_json_file(d / "run_dpo2/eval/eval.json");
+  EXPECT_TRUE(res["policies"][1]["win_rate_vs_sft"].is_number()) << res["policies"][1].dump();
+  dpo_only["run_dir"] = (d / "run_dpo3").string();
+  dpo_only["eval"]["reward"] = (d / "nowhere").string();
+  write_json_atomic(d / "dpo_bad_judge.json", dpo_only);
+  test::expect_cli_error(run_pipeline_cli(d / "dpo_bad_judge.json"), {"dpo_bad_judge.json", "eval.reward", "nowhere",
+                                                                       "not a reward model directory"}, "bad judge");
+
   // Config errors are one clear line.
   write_json_atomic(d / "bad.json", Json{{"run_dir", (d / "run2").string()}, {"sft_model", (d / "base").string()},
                                          {"rank", {{"source", "simulated"}}}, {"dpo", Json::object()}});

@@ -1,13 +1,16 @@
 // What a TRL / transformers user types and reads, working as they expect (issue 16): TrainingArguments
 // option names (with dashes or underscores) and their meaning, a "did you mean" line for an unknown
 // option, --overwrite-output-dir and a finished run that keeps no optimizer state unless asked,
-// TensorBoard tags with train/ and eval/ prefixes, and DPO's logits/chosen and logits/rejected.
+// TensorBoard tags with train/ and eval/ prefixes, DPO's logits/chosen and logits/rejected, and data
+// files as JSON arrays or gzip.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <fstream>
 #include <set>
 
 #include "core/runtime.h"
+#include "generate/generator.h"
 #include "io/jsonl.h"
 #include "lm_fixture.h"
 #include "test_tensor_util.h"
@@ -216,6 +219,68 @@ TEST_F(TrlCompat, DpoLogsTheMeanLogitsOfChosenAndRejected) {
   EXPECT_TRUE(rows[0]["logits/chosen"].is_number()) << rows[0].dump();
   EXPECT_TRUE(rows[0]["logits/rejected"].is_number()) << rows[0].dump();
   EXPECT_NE(rows[0]["logits/chosen"], rows[0]["logits/rejected"]);
+}
+
+TEST_F(TrlCompat, JsonArrayAndGzipDataFilesTrainLikeJsonl) {
+  // The same records as JSON Lines, as one JSON array (json.dump(list)) and gzip-compressed.
+  auto recs = read_jsonl(tmp / "data.jsonl");
+  Json arr = Json::array();
+  for (auto& r : recs) arr.push_back(r.value);
+  write_text_file(tmp / "data.json", arr.dump(2));
+  {
+    std::string text = read_bytes(tmp / "data.jsonl");
+    gzFile gz = gzopen((tmp / "data.jsonl.gz").c_str(), "wb");
+    ASSERT_NE(gz, nullptr);
+    ASSERT_EQ(gzwrite(gz, text.data(), unsigned(text.size())), int(text.size()));
+    gzclose(gz);
+  }
+  std::vector<Json> losses;
+  for (const char* data : {"data.jsonl", "data.json", "data.jsonl.gz"}) {
+    auto r = run_command(rlhf_bin() + " -q sft --model " + (tmp / "base").string() + " --data " + (tmp / data).string() +
+                         " --out " + (tmp / (std::string("o_") + data)).string() + " --lr 1e-3 --batch-size 4 --max-steps 2");
+    ASSERT_EQ(r.exit_code, 0) << data << ": " << r.err;
+    losses.push_back(read_metrics(tmp / (std::string("o_") + data))[1]["loss"]);
+  }
+  EXPECT_EQ(losses[1], losses[0]);
+  EXPECT_EQ(losses[2], losses[0]);
+  write_text_file(tmp / "broken.json", "[{\"prompt\": \"a\", \"completion\": \"b\"},\n");
+  auto r = run_command(rlhf_bin() + " -q sft --model " + (tmp / "base").string() + " --data " + (tmp / "broken.json").string() +
+                       " --out " + (tmp / "ob").string());
+  expect_cli_error(r, {"broken.json:2", "the array is not closed with ']'"}, "broken array");
+}
+
+TEST_F(TrlCompat, GenerationStopsAtEveryEosAndSaysWhenTheyDisagree) {
+  auto gen = [&](const fs::path& model) {
+    return run_command(rlhf_bin() + " generate --model " + model.string() +
+                       " --prompt 'What is 2 plus' --temperature 0 --max-new-tokens 6 --n 2");
+  };
+  auto r = gen(tmp / "base");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("the tokenizer's EOS"), std::string::npos) << r.err;  // they agree
+  auto first = Json::parse(r.out.substr(0, r.out.find('\n')))["response_ids"][0];
+  ASSERT_GE(first.size(), 2u) << r.out;
+  const int64_t first_id = first[0];
+  // generation_config.json's eos_token_id ends a response as transformers' generate() ends it.
+  write_text_file(tmp / "base" / "generation_config.json", Json({{"eos_token_id", Json::array({0, first_id})}}).dump());
+  auto cfg = ModelConfig::from_file((tmp / "base" / "config.json").string());
+  EXPECT_EQ(cfg.generation_eos_ids, (std::vector<int64_t>{0, first_id}));
+  auto tok = Tokenizer::load(tmp / "base");
+  EXPECT_EQ(stop_token_ids(*tok, cfg), (std::vector<int64_t>{tok->eos_id(), first_id}));
+  r = gen(tmp / "base");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Json::parse(r.out.substr(0, r.out.find('\n')))["response_ids"][0], Json::array({first_id}));
+  // A disagreement with the tokenizer is said once per model, naming both.
+  Json c = read_json_file(tmp / "base" / "config.json");
+  c["eos_token_id"] = 7;
+  write_text_file(tmp / "base" / "config.json", c.dump());
+  r = gen(tmp / "base");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  size_t at = r.err.find("the tokenizer's EOS is 0 (" + tok->eos_token() + ") but config.json says eos_token_id 7 (");
+  EXPECT_NE(at, std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("the tokenizer's EOS", at + 1), std::string::npos) << r.err;
+  // A trained model keeps its generation_config.json.
+  ASSERT_EQ(run_command(sft("o", "--max-steps 1")).exit_code, 0);
+  EXPECT_EQ(read_json_file(tmp / "o" / "generation_config.json")["eos_token_id"], Json::array({0, first_id}));
 }
 
 }  // namespace

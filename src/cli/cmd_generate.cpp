@@ -82,7 +82,7 @@ Command add_generate(CLI::App& root) {
             std::vector<std::vector<int64_t>> ids;
             for (auto& pr : prompts) ids.push_back(pr.ids);
             GenerateParams p = o->gen;
-            p.eos_ids = eos_ids(*tok, model->config());
+            p.eos_ids = stop_token_ids(*tok, model->config());
             p.pad_id = tok->pad_id() >= 0 ? tok->pad_id() : 0;
             p.vocab_limit = tok->vocab_size();  // ids past the tokenizer have no text: never sample them
             p.stop_strings = o->stop;

@@ -18,12 +18,6 @@ std::shared_ptr<Tokenizer> load_tokenizer_for(const std::string& model_dir, cons
   return tok;
 }
 
-std::vector<int64_t> eos_ids(const Tokenizer& tok, const ModelConfig& cfg) {
-  std::vector<int64_t> ids = cfg.eos_token_ids;
-  if (tok.eos_id() >= 0 && std::find(ids.begin(), ids.end(), tok.eos_id()) == ids.end()) ids.push_back(tok.eos_id());
-  return ids;
-}
-
 void add_sampling_options(CLI::App* app, SamplingParams& p) {
   app->add_option("--temperature", p.temperature, "sampling temperature (0 = greedy)")->capture_default_str();
   app->add_option("--top-k", p.top_k, "keep the k most likely tokens (0 = disabled)")->capture_default_str();

@@ -20,8 +20,6 @@ std::shared_ptr<Tokenizer> load_tokenizer_for(const std::string& model_dir, cons
                                               const ModelConfig& cfg);
 void check_tokenizer_fits(const Tokenizer& tok, const ModelConfig& cfg, const std::string& where);
 
-// End-of-sequence ids: the tokenizer's EOS plus the model config's eos_token_id(s).
-std::vector<int64_t> eos_ids(const Tokenizer& tok, const ModelConfig& cfg);
 
 // --temperature/--top-k/--top-p/--min-p on `app`, bound to `p`.
 void add_sampling_options(CLI::App* app, SamplingParams& p);

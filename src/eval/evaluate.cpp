@@ -248,9 +248,7 @@ Json run_eval(const EvalConfig& cfg) {
   RLHF_CHECK(J.tok->vocab_size() <= J.ref->config().vocab_size, cfg.tokenizer.empty() ? ref_dir : cfg.tokenizer,
              ": the tokenizer has ", J.tok->vocab_size(), " tokens but the model only ", J.ref->config().vocab_size,
              "; pass the matching --tokenizer");
-  J.eos = J.ref->config().eos_token_ids;
-  if (J.tok->eos_id() >= 0 && std::find(J.eos.begin(), J.eos.end(), J.tok->eos_id()) == J.eos.end())
-    J.eos.push_back(J.tok->eos_id());
+  J.eos = stop_token_ids(*J.tok, J.ref->config());
   J.pad = J.tok->pad_id() >= 0 ? J.tok->pad_id() : (J.tok->eos_id() >= 0 ? J.tok->eos_id() : 0);
   PromptOptions po;
   po.chat = cfg.chat;

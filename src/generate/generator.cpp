@@ -1,14 +1,51 @@
 #include "generate/generator.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <limits>
+#include <mutex>
+#include <set>
 
 #include <chrono>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "tokenizer/tokenizer.h"
 
 namespace rlhf {
+
+std::vector<int64_t> stop_token_ids(const Tokenizer& tok, const ModelConfig& cfg) {
+  std::vector<int64_t> ids;
+  auto add = [&](int64_t id) {
+    if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  };
+  for (auto id : cfg.eos_token_ids) add(id);
+  for (auto id : cfg.generation_eos_ids) add(id);
+  const int64_t t = tok.eos_id();
+  add(t);
+  auto named = [&](const std::vector<int64_t>& v) {
+    std::string s;
+    for (auto id : v) s += (s.empty() ? "" : ", ") + std::to_string(id) + " (" + tok.id_to_token(id) + ")";
+    return v.size() == 1 ? s : "[" + s + "]";
+  };
+  auto has = [](const std::vector<int64_t>& v, int64_t id) { return std::find(v.begin(), v.end(), id) != v.end(); };
+  const bool cfg_differs = !cfg.eos_token_ids.empty() && t >= 0 && !has(cfg.eos_token_ids, t);
+  const bool gen_differs = !cfg.generation_eos_ids.empty() && t >= 0 && !has(cfg.generation_eos_ids, t);
+  if (cfg_differs || gen_differs) {
+    static std::mutex mu;
+    static std::set<std::string> said;
+    std::lock_guard<std::mutex> lock(mu);
+    if (said.insert(cfg.source).second) {
+      std::string dir = std::filesystem::path(cfg.source).parent_path().string();
+      std::string msg = (dir.empty() ? std::string("the model") : dir) + ": the tokenizer's EOS is " + named({t}) + " but";
+      if (cfg_differs) msg += " config.json says eos_token_id " + named(cfg.eos_token_ids);
+      if (gen_differs) msg += std::string(cfg_differs ? " and" : "") + " generation_config.json says " + named(cfg.generation_eos_ids);
+      log_warn(msg, "; responses end at any of ", named(ids), " (fix the file that is wrong to silence this)");
+    }
+  }
+  return ids;
+}
 
 namespace {
 

@@ -14,6 +14,13 @@
 
 namespace rlhf {
 
+class Tokenizer;
+
+// The ids that end a response: the model's config.json eos_token_id(s), generation_config.json's, and
+// the tokenizer's EOS (what transformers' generate() and TRL stop at, together). When the tokenizer's
+// EOS is not among the model's, it says so once per model, naming both.
+std::vector<int64_t> stop_token_ids(const Tokenizer& tok, const ModelConfig& cfg);
+
 struct GenerateParams {
   int64_t max_new_tokens = 128;
   int64_t n = 1;                 // samples per prompt (sharing the prompt's prefill)

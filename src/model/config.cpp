@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <filesystem>
+
 #include <cmath>
 #include <sstream>
 #include <utility>
@@ -191,7 +193,17 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
 }
 
 ModelConfig ModelConfig::from_file(const std::string& path) {
-  return from_json(read_json_file(path, "model config"), path);
+  ModelConfig c = from_json(read_json_file(path, "model config"), path);
+  std::error_code ec;
+  auto gen = std::filesystem::path(path).parent_path() / "generation_config.json";
+  if (std::filesystem::exists(gen, ec)) {
+    c.generation_config = read_json_file(gen, "generation config");
+    RLHF_CHECK(c.generation_config.is_object(), gen.string(), ": expected a JSON object, got ",
+               json_type_name(c.generation_config));
+    c.generation_eos_ids = id_list(c.generation_config, "eos_token_id", gen.string());
+    std::erase_if(c.generation_eos_ids, [&](int64_t id) { return id >= c.vocab_size; });
+  }
+  return c;
 }
 
 Json ModelConfig::to_json() const {

@@ -48,6 +48,10 @@ struct ModelConfig {
   double initializer_range = 0.02;
   int64_t bos_token_id = -1, pad_token_id = -1;
   std::vector<int64_t> eos_token_ids;
+  // generation_config.json beside config.json (read by from_file; written back by save_model), and
+  // its eos_token_id(s), which transformers' generate() stops at.
+  Json generation_config;  // null when there is none
+  std::vector<int64_t> generation_eos_ids;
   Json raw = Json::object();
   std::string source;  // where it was read from ("runs/sft/config.json"), for messages
 

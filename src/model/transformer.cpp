@@ -221,6 +221,9 @@ void save_model(TransformerImpl& model, const std::filesystem::path& dir, torch:
   Json cfg = model.config().to_json();
   cfg["torch_dtype"] = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kHalf ? "float16" : "float32";
   write_json_atomic(dir / "config.json", cfg);
+  // The stopping and sampling defaults the model came with (transformers writes the file too).
+  if (model.config().head == Head::LM && model.config().generation_config.is_object())
+    write_json_atomic(dir / "generation_config.json", model.config().generation_config);
 }
 
 }  // namespace rlhf

@@ -239,6 +239,10 @@ class Runner {
 void concat_jsonl(const std::vector<fs::path>& files, const fs::path& out) {
   AtomicFile f(out);
   for (auto& in : files) {
+    if (!is_plain_jsonl(in)) {  // a JSON array or gzip: its records, one per line
+      for (auto& r : read_jsonl(in)) f.write(r.value.dump() + "\n");
+      continue;
+    }
     std::string s = read_file(in, "rankings");
     if (!s.empty() && s.back() != '\n') s += '\n';
     f.write(s);
@@ -351,6 +355,15 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
              ": rank.source \"simulated\" needs the demo \"world\" (its gold rater); use \"file\" with your rankings");
   const double heldout = rank.value("heldout", 0.1);
   const bool do_rl = R.has("rl"), do_dpo = R.has("dpo");
+  // The reward model is RL's reward and the evaluation's judge (learned reward, win rates, best-of-N):
+  // trained whenever there are rankings, unless a DPO-only pipeline names its judge in eval.reward.
+  const Json& eval_section = R.section("eval");
+  RLHF_CHECK(!eval_section.contains("reward") || eval_section["reward"].is_string(), R.where(),
+             ": eval.reward must be a reward model directory (a string)");
+  const std::string eval_reward = eval_section.contains("reward") ? R.subst(eval_section["reward"].get<std::string>()) : "";
+  RLHF_CHECK(eval_reward.empty() || fs::exists(fs::path(eval_reward) / "config.json") || opts.dry_run, R.where(),
+             ": eval.reward ", eval_reward, " is not a reward model directory (no config.json)");
+  const bool train_rm = do_rl || (do_dpo && eval_reward.empty());
   RLHF_CHECK(!do_rl || R.has("prompts") || have_world, R.where(), ": \"rl\" needs \"prompts\"");
   const std::string prompts = R.has("prompts") ? R.str("prompts") : (have_world ? R.path("world/prompts.jsonl").string() : "");
   std::string policy = sft, policy_key = sft_key, rm_dir, dpo_dir, heldout_file, rl_name;
@@ -404,12 +417,14 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
 
     // reward model (from SFT, as InstructGPT)
     std::string rm_key;
-    if (do_rl) {
+    if (train_rm) {
       rm_dir = R.path(rd + "/rm").string();
       auto a = with_template({"rm", "--model", sft, "--data", pref.string(), "--eval-data", he.string(), "--out", rm_dir});
       auto more = R.options(R.section("reward"), {"model", "data", "eval_data", "out"}, "reward");
       a.insert(a.end(), more.begin(), more.end());
       rm_key = R.stage(rd + "/rm", a, fs::path(rm_dir) / "config.json", {sft_key, pref_key, split_key}, true);
+    }
+    if (do_rl) {
       // RL from the current policy, KL leash to SFT
       Json rl = R.section("rl");
       std::string algo = rl.value("algo", std::string("ppo"));
@@ -487,11 +502,14 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
   std::vector<std::string> a = {"eval", "--no-table", "--prompts", eval_prompts, "--reference", "sft", "--out", R.path("eval").string(),
                                 "--extra", R.path("report_extra.json").string()};
   for (auto& [n, d] : pol) a.insert(a.end(), {"--policy", n + "=" + d});
-  if (!rm_dir.empty()) a.insert(a.end(), {"--reward", rm_dir, "--heldout", heldout_file});
+  if (!eval_reward.empty()) a.insert(a.end(), {"--reward", eval_reward, "--heldout", heldout_file});
+  else if (!rm_dir.empty()) a.insert(a.end(), {"--reward", rm_dir, "--heldout", heldout_file});
   if (have_world) a.insert(a.end(), {"--world", R.path("world/world.json").string()});
   if (!round1_checkpoints.empty()) a.insert(a.end(), {"--checkpoints", round1_checkpoints, "--checkpoints-name", rl_name});
   if (!chat_template.empty()) a.insert(a.end(), {"--chat-template", chat_template});
-  auto more = R.options(R.section("eval"), {"prompts", "reference", "out", "extra", "policy", "reward", "world",
+  Json eval_opts = R.section("eval");
+  eval_opts.erase("reward");  // the judge: passed above
+  auto more = R.options(eval_opts, {"prompts", "reference", "out", "extra", "policy", "reward", "world",
                                             "checkpoints", "heldout"}, "eval");
   a.insert(a.end(), more.begin(), more.end());
   std::vector<std::string> deps;

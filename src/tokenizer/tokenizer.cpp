@@ -73,6 +73,13 @@ void Tokenizer::set_config(TokenizerConfig config, const std::string& where) {
   unk_id_ = resolve(config_.unk_token, "unk_token");
 }
 
+void Tokenizer::set_pad_token(const std::string& token) {
+  auto id = token_to_id(token);
+  RLHF_CHECK(id.has_value(), "pad token \"", token, "\" is not in the vocabulary");
+  config_.pad_token = token;
+  pad_id_ = *id;
+}
+
 Tokenizer::StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special_tokens)
     : tok_(&tok), skip_special_(skip_special_tokens) {}
 

@@ -101,6 +101,8 @@ class Tokenizer {
   const std::string& chat_template() const { return config_.chat_template; }
   int64_t model_max_length() const { return config_.model_max_length; }
   const TokenizerConfig& config() const { return config_; }
+  // Makes `token` (in the vocabulary) the pad token: pad_id() and the saved tokenizer_config.json.
+  void set_pad_token(const std::string& token);
 
   // Writes tokenizer.json or tokenizer.model, plus tokenizer_config.json and
   // special_tokens_map.json, into `dir` (created if needed) so that HF AutoTokenizer loads it.

@@ -97,6 +97,44 @@ std::vector<double> to_vec(const torch::Tensor& t) {
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
+// The pad id the saved reward model and its tokenizer agree on. transformers reads a score model's
+// output at the token before the first pad_token_id (before 4.48) or at the last token that is not
+// the pad (4.48 on, and rlhf): the two agree, and a right-padded batch scores as rlhf does, only when
+// the pad occurs in no sequence except as its trailing run (an EOS at the end). The tokenizer's pad
+// (else EOS) is kept when it is such a token; otherwise a special token that no sequence contains
+// (unk first) becomes the pad of both, said once. The demo's GPT-2 style vocabularies keep EOS.
+int64_t choose_reward_pad(Tokenizer& tok, std::initializer_list<const std::vector<PreferenceExample>*> sets) {
+  const int64_t V = tok.vocab_size();
+  std::vector<uint8_t> inside(size_t(std::max<int64_t>(V, 0)), 0);  // occurs before a sequence's trailing run
+  const int64_t p = tok.pad_id() >= 0 ? tok.pad_id() : tok.eos_id();
+  for (auto* set : sets)
+    for (auto& ex : *set)
+      for (auto& r : ex.responses) {
+        size_t end = r.ids.size();
+        while (end > 0 && r.ids[end - 1] == p) --end;  // the trailing run of the current pad
+        for (size_t i = 0; i < end; ++i)
+          if (r.ids[i] >= 0 && r.ids[i] < V) inside[size_t(r.ids[i])] = 1;
+      }
+  if (p < 0 || !inside[size_t(p)]) return p;
+  std::vector<int64_t> candidates;
+  if (tok.unk_id() >= 0) candidates.push_back(tok.unk_id());
+  for (int64_t id = 0; id < V; ++id)
+    if (tok.is_special(id)) candidates.push_back(id);
+  for (int64_t c : candidates) {
+    if (c == p || c == tok.bos_id() || c == tok.eos_id() || inside[size_t(c)]) continue;
+    log_info("reward model: padding with ", tok.id_to_token(c), " (id ", c, "), which no sequence contains: the tokenizer's ",
+             tok.pad_id() >= 0 ? "pad " : "EOS (it has no pad) ", tok.id_to_token(p), " (id ", p,
+             ") occurs inside them, where transformers before 4.48 would read the score; the saved config.json and "
+             "tokenizer_config.json both name the new pad");
+    tok.set_pad_token(tok.id_to_token(c));
+    return c;
+  }
+  log_warn("reward model: the pad ", tok.id_to_token(p), " (id ", p, ") occurs inside the sequences and the tokenizer has no "
+           "special token they lack; transformers before 4.48 would read the score at its first occurrence (4.48 on "
+           "and rlhf read the last token that is not the pad)");
+  return p;
+}
+
 }  // namespace
 
 void run_reward(const RewardConfig& cfg) {
@@ -134,7 +172,7 @@ void run_reward(const RewardConfig& cfg) {
   merge_lora(*rm.model);
   RLHF_CHECK(tok->vocab_size() <= rm.model->config().vocab_size, "the tokenizer has ", tok->vocab_size(),
              " tokens but the model only ", rm.model->config().vocab_size, "; pass the matching --tokenizer");
-  rm.pad_id = tok->pad_id() >= 0 ? tok->pad_id() : tok->eos_id();
+  rm.pad_id = choose_reward_pad(*tok, {&train, &eval});
   rm.model->mutable_config().pad_token_id = rm.pad_id;
   rm.model->set_dropout(0);
   const auto train_off = response_offsets(train);

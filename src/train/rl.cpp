@@ -313,11 +313,7 @@ void run_rl(const RlConfig& cfg_in) {
     });
   };
   const int64_t pad = tok->pad_id() >= 0 ? tok->pad_id() : (tok->eos_id() >= 0 ? tok->eos_id() : 0);
-  const auto eos = [&] {
-    std::vector<int64_t> e = policy->config().eos_token_ids;
-    if (tok->eos_id() >= 0 && std::find(e.begin(), e.end(), tok->eos_id()) == e.end()) e.push_back(tok->eos_id());
-    return e;
-  }();
+  const auto eos = stop_token_ids(*tok, policy->config());
   RLHF_CHECK(!eos.empty(), "the tokenizer and model config name no EOS token; responses could never end");
   const auto dev = device();
   log_info(cfg.algo, ": ", prompts.size(), " prompts, ", cfg.iterations, " iterations of ", cfg.rollout_batch, " prompts x ",

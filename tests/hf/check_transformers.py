@@ -22,6 +22,10 @@ Checks, each failing the script (exit 1) when violated:
   4. PEFT LoRA adapters both ways, on tied-embedding models with "lm_head" among the targets: an
      adapter PEFT saved gives PEFT's log-probs in `rlhf logprobs --model ADAPTER_DIR`, and an adapter
      `rlhf sft --lora` trained gives rlhf's log-probs when PEFT loads it.
+  5. A reward model `rlhf rm` trained where the tokenizer's pad (= its EOS, <|im_end|>) also occurs
+     inside the sequences (ChatML turns): the saved config.json's pad_token_id is the pad the saved
+     tokenizer pads with, and a right-padded batch through transformers'
+     LlamaForSequenceClassification gives `rlhf score`'s rewards.
 All numbers are compared in float32 (transformers' eager attention) against rlhf's fp32 output.
 """
 import argparse
@@ -280,6 +284,66 @@ def check_peft(rlhf, work):
             d_max, moved))
 
 
+# ---- 5. a reward model rlhf trained, in transformers with a right-padded batch ----------------------------------------
+
+def check_reward_padding(rlhf, work):
+    print("5. rlhf rm -> transformers sequence classification, right-padded batch")
+    from transformers import AutoTokenizer
+    text = os.path.join(work, "rm_corpus.txt")
+    with open(text, "w") as f:
+        for a in range(10):
+            for b in range(10):
+                f.write("<|im_start|>user\nWhat is %d plus %d?<|im_end|>\n<|im_start|>assistant\nIt is %d.<|im_end|>\n" % (a, b, a + b))
+    base_dir = os.path.abspath(os.path.join(work, "rm_base"))
+    subprocess.run([rlhf, "-q", "tokenizer", "train", "--text", text, "--vocab-size", "300", "--out", base_dir,
+                    "--special-tokens", "<|endoftext|>,<|im_start|>,<|im_end|>", "--bos-token", "<|im_start|>",
+                    "--eos-token", "<|im_end|>", "--pad-token", "<|im_end|>"], check=True)
+    cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=128, initializer_range=0.2, bos_token_id=1,
+                      eos_token_id=2, pad_token_id=2)
+    torch.manual_seed(800)
+    AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").save_pretrained(base_dir, safe_serialization=True)
+    prompt = "<|im_start|>user\nWhat is %d plus %d?<|im_end|>\n<|im_start|>assistant\n"
+    data = os.path.join(work, "rm_pairs.jsonl")
+    with open(data, "w") as f:
+        for a in range(8):
+            f.write(json.dumps({"prompt": prompt % (a, 1), "chosen": "It is %d." % (a + 1),
+                                "rejected": "It is %d, I think, or maybe not." % (a + 3)}) + "\n")
+    out = os.path.join(work, "rm_trained")
+    r = subprocess.run([rlhf, "-q", "rm", "--model", base_dir, "--data", data, "--out", out, "--max-steps", "3",
+                        "--batch-size", "4", "--lr", "0.01"], capture_output=True, text=True)
+    check(r.returncode == 0, "rlhf rm on ChatML text: %s" % (r.stderr.strip()[-300:] or "ok"))
+    if r.returncode != 0:
+        return
+    tok = AutoTokenizer.from_pretrained(out)
+    with open(os.path.join(out, "config.json")) as f:
+        pad = json.load(f)["pad_token_id"]
+    check(pad == tok.pad_token_id and pad != tok.eos_token_id and pad != tok.bos_token_id,
+          "config.json pad_token_id %s = the saved tokenizer's pad %s (%s), not its EOS %s or BOS %s" % (
+              pad, tok.pad_token_id, tok.pad_token, tok.eos_token_id, tok.bos_token_id))
+    rows = [{"prompt": prompt % (a, b), "completion": "It is %d." % (a + b) + (" Sure." * a)} for a, b in
+            [(0, 1), (3, 4), (5, 2), (7, 7)]]
+    rows_file = os.path.join(work, "rm_rows.jsonl")
+    with open(rows_file, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    r = subprocess.run([rlhf, "-q", "score", "--reward", out, "--data", rows_file], capture_output=True, text=True, check=True)
+    ours = [json.loads(line)["reward"] for line in r.stdout.splitlines() if line.strip()]
+    model, info = load_hf(out, AutoModelForSequenceClassification)
+    seqs = []
+    for row in rows:
+        seqs.append(tok(row["prompt"] + row["completion"], add_special_tokens=True).input_ids)  # rm and score add no EOS
+    batch = tok.pad({"input_ids": seqs}, padding=True, return_tensors="pt")  # right padding, the tokenizer's pad
+    with torch.no_grad():
+        theirs = model(**batch).logits[:, 0].double()
+    with open(os.path.join(out, "config.json")) as f:
+        bias = json.load(f).get("reward_bias", 0.0)
+    d_max = (theirs + bias - torch.tensor(ours, dtype=torch.float64)).abs().max().item()
+    check(loading_clean(info) and len(ours) == 4 and d_max < TOL and tok.padding_side == "right",
+          "right-padded batch of 4 (lengths %s) in transformers = rlhf score: max |diff| %.2e" % (
+              [len(x) for x in seqs], d_max))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rlhf", required=True, help="the rlhf binary")
@@ -299,6 +363,7 @@ def main():
     check_saved_by_transformers(args.rlhf, args.work)
     write_score_models(args.work)
     check_peft(args.rlhf, args.work)
+    check_reward_padding(args.rlhf, args.work)
     print("%d failure(s) in %.1fs" % (len(failures), time.time() - t0))
     return 1 if failures else 0
 
