@@ -1,9 +1,9 @@
-// Chat templates: the Jinja canonical form that recognition rests on; recognition of the official
-// templates (tests/data/chat_templates/) and refusal of others; rendering, spans and the checks the
-// official templates make; and, against transformers' apply_chat_template on every prefix of every
-// conversation of tests/ref/chat_template_fixtures.py, the text, the ids, BOS / EOS neither doubled
-// nor missing, the assistant mask (decoded, it gives the answers and their end markers) and the
-// prompt / completion split.
+// Chat templates: the built-in sources (the official files of tests/data/chat_templates/), rendering
+// through the Jinja engine with the spans SFT trains on ({% generation %} blocks, else prefix by
+// prefix), the tool_use template, and, against transformers' apply_chat_template on every prefix of
+// every conversation of tests/ref/chat_template_fixtures.py, the text, the ids, BOS / EOS neither
+// doubled nor missing, the assistant mask (decoded, it gives the answers and their end markers) and
+// the prompt / completion split. The engine itself is tested in test_jinja.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,8 +19,7 @@
 #include "io/json.h"
 #include "test_util.h"
 #include "tokenizer/chat_template.h"
-#include "tokenizer/chat_template_known.h"
-#include "tokenizer/jinja_canonical.h"
+#include "tokenizer/chat_template_builtin.h"
 #include "tokenizer/tokenizer.h"
 
 namespace rlhf {
@@ -41,190 +40,93 @@ std::string span_text(const RenderedChat& r, size_t i) {
   return r.text.substr(s.begin, s.end - s.begin);
 }
 
-// ---- Jinja canonical form ----------------------------------------------------------------------------
-// Expected values follow jinja2 3.1 with trim_blocks and lstrip_blocks (what each renders is noted).
-
-TEST(JinjaCanonical, WhitespaceControlAsHuggingFaceRenders) {
-  // Renders "  hello\n": the newline after a block tag goes (trim_blocks), the final newline too.
-  EXPECT_EQ(jinja_canonical_form("{% if x %}\n  hello\n{% endif %}\n"), "{%if x%}  hello\n{%endif%}");
-  // Renders "a": "-" strips all whitespace on its side.
-  EXPECT_EQ(jinja_canonical_form("  {%- if x -%}  a  {%- endif %}"), "{%if x%}a{%endif%}");
-  // Renders "    a\n    b\n": lstrip_blocks does not touch {{ }}.
-  EXPECT_EQ(jinja_canonical_form("{% for m in ms %}\n    {{ m }}\n{% endfor %}"), "{%for m in ms%}    {{m}}\n{%endfor%}");
-  // Renders "a\nb": spaces from the start of a line to a block tag go.
-  EXPECT_EQ(jinja_canonical_form("a\n  {% if x %}b{% endif %}"), "a\n{%if x%}b{%endif%}");
-  EXPECT_EQ(jinja_canonical_form("  {% if x %}b{% endif %}"), "{%if x%}b{%endif%}");
-  // Renders "a  b": not at the start of a line.
-  EXPECT_EQ(jinja_canonical_form("a  {% if x %}b{% endif %}"), "a  {%if x%}b{%endif%}");
-  // Renders "  b\n  \nc": "+" turns lstrip_blocks (left) and trim_blocks (right) off.
-  EXPECT_EQ(jinja_canonical_form("{%+ if x %}\n  b\n  {%+ endif +%}\nc"), "{%if x%}  b\n  {%endif%}\nc");
-  // Comments render nothing, and trim_blocks applies after them.
-  EXPECT_EQ(jinja_canonical_form("{# c #}\nx"), "x");
-  // Renders "a\nb\n": line endings become "\n" and one final newline goes.
-  EXPECT_EQ(jinja_canonical_form("a\r\nb\r\n\n"), "a\nb\n");
-}
-
-TEST(JinjaCanonical, TagBodiesKeepOnlyTokens) {
-  EXPECT_EQ(jinja_canonical_form("{{ message [ 'content' ] | trim }}"), "{{message['content']|trim}}");
-  EXPECT_EQ(jinja_canonical_form("{%if not loop.first and x is  defined%}{%endif%}"),
-            "{%if not loop.first and x is defined%}{%endif%}");
-  // Both quote styles and both spellings of a line break give one literal.
-  EXPECT_EQ(jinja_canonical_form("{{ \"a\\nb\" }}"), jinja_canonical_form("{{ 'a\nb' }}"));
-  EXPECT_EQ(jinja_canonical_form("{{ \"it's\" }}"), "{{'it\\'s'}}");
-  // Brackets are balanced, so "}}" inside a dict does not end the tag (renders "1").
-  EXPECT_EQ(jinja_canonical_form("{{ {'a': 1}['a'] }}"), "{{{'a':1}['a']}}");
-  // Delimiters inside string literals do not end the tag.
-  EXPECT_EQ(jinja_canonical_form("{{ '%} }}' }}x"), "{{'%} }}'}}x");
-  // Unterminated tags stay text.
-  EXPECT_EQ(jinja_canonical_form("a {{ b"), "a {{ b");
-}
-
-TEST(JinjaCanonical, UnescapeFollowsPython) {
-  EXPECT_EQ(jinja_unescape(R"(a\nb\t\\\'\")"), "a\nb\t\\'\"");
-  EXPECT_EQ(jinja_unescape(R"(\x41\u00e9\U0001F600\101)"), "A\xc3\xa9\xf0\x9f\x98\x80" "A");
-  EXPECT_EQ(jinja_unescape(R"(\boxed{} \q)"), "\boxed{} \\q");  // \b is a backspace; \q stays
-}
-
-// A chat_template is untrusted input: fragments of tags, marks, quotes and escapes in any order
-// must neither crash nor read out of bounds (run it under ASan), and never match a template.
-TEST(JinjaCanonical, ArbitraryInputIsSafe) {
-  const char* pieces[] = {"{{", "}}", "{%", "%}", "{#", "#}", "{", "}", "-", "+", "'", "\"", "\\", "\\x4", "\\u00",
-                          "\n", "\r", " ", "[", "]", "(", ")", "a", "@SYSTEM@", "<|im_start|>", "\xc3\xa9", "\xff"};
-  std::mt19937 rng(20240229);
-  for (int n = 0; n < 3000; ++n) {
-    std::string s;
-    for (int k = int(rng() % 40); k > 0; --k) s += pieces[rng() % std::size(pieces)];
-    EXPECT_LE(jinja_canonical_form(s).size(), 2 * s.size() + 2) << s;  // re-quoting may double a literal
-    EXPECT_FALSE(recognise_chat_template(s)) << s;
-    EXPECT_LE(jinja_unescape(s).size(), s.size() + 3) << s;
-  }
-}
-
-// ---- recognition -------------------------------------------------------------------------------------
-
-struct KnownCase {
-  const char* file;
-  ChatFamily family;
-  const char* default_system;
-  bool space_after_eos;
+// Sets strftime_now's date for one test.
+struct DateScope {
+  std::string saved = chat_template_date();
+  explicit DateScope(std::string date) { set_chat_template_date(std::move(date)); }
+  ~DateScope() { set_chat_template_date(saved); }
 };
 
-const KnownCase kKnown[] = {
-    {"chatml", ChatFamily::chatml, "", false},
-    {"qwen2", ChatFamily::chatml, "You are a helpful assistant.", false},
-    {"qwen2_5", ChatFamily::chatml, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.", false},
-    {"llama3", ChatFamily::llama3, "", false},
-    {"llama3_1", ChatFamily::llama31, "", false},
-    {"llama3_2", ChatFamily::llama32, "", false},
-    {"llama2", ChatFamily::llama2, "", false},
-    {"mistral_v0_1", ChatFamily::mistral, "", true},
-    {"mistral", ChatFamily::mistral, "", false},
-    {"zephyr", ChatFamily::zephyr, "", false},
-    {"plain", ChatFamily::plain, "", false},
-};
+// ---- the built-in templates and where templates come from ------------------------------------------
 
-TEST(ChatTemplateRecognise, OfficialTemplates) {
-  for (const KnownCase& k : kKnown) {
-    ChatTemplate t = ChatTemplate::recognise(read_template(k.file), "<s>", "</s>");
-    EXPECT_EQ(t.format().family, k.family) << k.file;
-    EXPECT_EQ(t.format().default_system, k.default_system) << k.file;
-    EXPECT_EQ(t.format().space_after_eos, k.space_after_eos) << k.file;
-    EXPECT_EQ(t.jinja(), read_template(k.file)) << k.file << ": a recognised template keeps its own source";
+TEST(ChatTemplateBuiltin, SourcesAreTheOfficialFiles) {
+  ASSERT_EQ(builtin_chat_templates().size(), 8u);
+  for (const BuiltinChatTemplate& b : builtin_chat_templates()) {
+    EXPECT_EQ(b.source, test::read_bytes(template_dir() / b.file)) << b.name;
+    EXPECT_EQ(ChatTemplate::named(b.name, "<s>", "</s>").jinja(), b.source) << b.name;
   }
-  EXPECT_EQ(ChatTemplate::recognise(read_template("qwen2_5"), "", "<|im_end|>").describe(),
-            "chatml, default system prompt \"You are Qwen, created by Alibaba Cloud. You are a helpful assistant.\" "
-            "(recognised as Qwen2.5-Instruct's chat_template)");
-  EXPECT_EQ(ChatTemplate::named("mistral", "<s>", "</s>").describe(), "mistral (chosen by name)");
+  EXPECT_EQ(ChatTemplate::name_list(), "chatml, llama3, llama3.1, llama3.2, llama2, mistral, zephyr, plain");
+  expect_error([] { ChatTemplate::named("vicuna", "", ""); },
+               {"unknown chat template \"vicuna\"", "chatml, llama3", "--chat-template-path"});
 }
 
-TEST(ChatTemplateRecognise, ReformattedTemplatesStillMatch) {
-  // Llama 3 with other spacing inside tags, CRLF line ends and a trailing newline.
-  std::string llama3 = read_template("llama3");
-  std::string spaced = llama3;
-  for (size_t p = spaced.find("{{ content }}"); p != std::string::npos; p = spaced.find("{{ content }}"))
-    spaced.replace(p, 13, "{{content}}");
-  EXPECT_NE(spaced, llama3);
-  EXPECT_EQ(ChatTemplate::recognise(spaced + "\r\n", "", "").format().family, ChatFamily::llama3);
-  // Qwen2.5 written on one line: its "{%-" marks strip the indentation anyway.
-  std::string qwen = read_template("qwen2_5"), one_line;
-  for (size_t i = 0; i < qwen.size(); ++i) {
-    if (qwen[i] != '\n') one_line += qwen[i];
-    else while (i + 1 < qwen.size() && qwen[i + 1] == ' ') ++i;
+TEST(ChatTemplateSource, AnyJinjaRendersWithSpansAndErrors) {
+  ChatTemplate t("{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}[assistant] {% endif %}",
+                 "custom.jinja", {{"bos_token", jinja::Value::string("<s>")}});
+  RenderedChat r = t.render({usr("Q"), bot("A"), usr("Q2"), bot("A2")});
+  EXPECT_EQ(r.text, "<s>[user] Q\n[assistant] A\n[user] Q2\n[assistant] A2\n");
+  ASSERT_EQ(r.assistant_spans.size(), 2u);
+  EXPECT_EQ(span_text(r, 0), "A");  // what messages[:2] adds to messages[:1] + the generation prompt, less the "\n"
+  EXPECT_EQ(span_text(r, 1), "A2");
+  EXPECT_EQ(t.describe(), "custom.jinja");
+  ChatTemplate bad("{% if messages|length > 1 %}{{ raise_exception('one message only') }}{% endif %}", "one.jinja", {});
+  expect_error([&] { bad.render({usr("a"), usr("b")}, false, "data.jsonl:4"); },
+               {"data.jsonl:4: one.jinja: template line 1, column 32: template raised: one message only"});
+  expect_error([] { ChatTemplate("{% for %}", "broken.jinja", {}); }, {"broken.jinja: template line 1, column 8"});
+}
+
+TEST(ChatTemplateSource, GenerationBlocksGiveTheSpans) {
+  ChatTemplate t("{% for m in messages %}<{{ m.role }}>{% if m.role == 'assistant' %}{% generation %}"
+                 "{{ m.content }}<end>{% endgeneration %}{% else %}{{ m.content }}{% endif %}\n{% endfor %}",
+                 "gen.jinja", {});
+  EXPECT_TRUE(t.has_generation_blocks());
+  RenderedChat r = t.render({usr("Q"), bot("A"), usr("R"), bot("B")});
+  ASSERT_EQ(r.assistant_spans.size(), 2u);
+  EXPECT_EQ(span_text(r, 0), "A<end>");  // exactly the block: not the "\n" after it
+  EXPECT_EQ(span_text(r, 1), "B<end>");
+}
+
+TEST(ChatTemplateSource, RefusesMasksWhenPrefixesAreNotPrefixes) {
+  // The last message rendered differently (as Qwen3 drops earlier reasoning): no prefix-wise spans.
+  ChatTemplate t("{% for m in messages %}{% if loop.last %}LAST {% endif %}{{ m.content }};{% endfor %}", "odd.jinja", {});
+  EXPECT_EQ(t.render({usr("Q")}).text, "LAST Q;");
+  expect_error([&] { t.render({usr("Q"), bot("A"), usr("R")}, false, "data.jsonl:2"); },
+               {"data.jsonl:2: message 1 (assistant)", "odd.jinja does not render the conversation prefix by prefix",
+                "{% generation %}"});
+}
+
+TEST(ChatTemplateSource, ToolUseTemplateAndJsonMessages) {
+  ChatTemplate t("{% for m in messages %}{{ m.role }}:{{ m.content }}{% if m.tool_calls %}"
+                 "{{ m.tool_calls | tojson }}{% endif %}|{% endfor %}",
+                 "default", {}, "TOOLS {{ tools | map(attribute='function') | map(attribute='name') | join(',') }}");
+  auto msgs = nlohmann::ordered_json::parse(R"([{"role": "user", "content": "w?"},
+      {"role": "assistant", "content": "", "tool_calls": [{"type": "function",
+       "function": {"name": "get", "arguments": {"zeta": 1, "alpha": 2}}}]}])");
+  EXPECT_EQ(t.render_json(msgs, nullptr, false),
+            "user:w?|assistant:[{\"type\": \"function\", \"function\": {\"name\": \"get\", "
+            "\"arguments\": {\"zeta\": 1, \"alpha\": 2}}}]|");
+  auto tools = nlohmann::ordered_json::parse(R"([{"type": "function", "function": {"name": "get"}},
+      {"type": "function", "function": {"name": "put"}}])");
+  EXPECT_EQ(t.render_json(msgs, tools, false), "TOOLS get,put");
+  ChatTemplate think("{{ enable_thinking }}", "x", {});
+  EXPECT_EQ(think.render_json(msgs, nullptr, false, {{"enable_thinking", jinja::Value::boolean(false)}}), "False");
+}
+
+TEST(ChatTemplateSource, DateSettingPinsStrftimeNow) {
+  ChatTemplate l32 = ChatTemplate::named("llama3.2", "<|begin_of_text|>", "<|eot_id|>");
+  {
+    DateScope d("2025-01-01");
+    EXPECT_NE(l32.render({usr("Q")}).text.find("Today Date: 01 Jan 2025\n"), std::string::npos);
   }
-  auto r = recognise_chat_template(one_line);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->format.default_system, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
-}
-
-TEST(ChatTemplateRecognise, DefaultSystemPromptIsReadFromTheTemplate) {
-  // Qwen2.5-Math's prompt, with an escaped backslash and quote.
-  std::string qwen = read_template("qwen2_5");
-  const std::string def = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
-  std::string math = qwen;
-  for (size_t p = math.find(def); p != std::string::npos; p = math.find(def))
-    math.replace(p, def.size(), R"(Please reason step by step, and put your final answer within \\boxed{}. Don\'t guess.)");
-  auto r = recognise_chat_template(math);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->format.default_system, "Please reason step by step, and put your final answer within \\boxed{}. Don't guess.");
-  // Different prompts in the tools and the plain branch: not Qwen's template.
-  std::string mixed = qwen;
-  mixed.replace(mixed.find(def), def.size(), "Something else.");
-  EXPECT_FALSE(recognise_chat_template(mixed));
-}
-
-TEST(ChatTemplateRecognise, JinjaOfANamedTemplateIsRecognisedAsIt) {
-  for (const std::string& name : ChatTemplate::names()) {
-    ChatTemplate t = ChatTemplate::named(name, "<s>", "</s>");
-    auto r = recognise_chat_template(t.jinja());
-    ASSERT_TRUE(r) << name;
-    EXPECT_EQ(r->format.family, t.format().family) << name;
-  }
-  // The official sources are byte for byte the reference files.
-  EXPECT_EQ(ChatTemplate::named("chatml", "", "").jinja(), read_template("chatml"));
-  EXPECT_EQ(ChatTemplate::named("llama3", "", "").jinja(), read_template("llama3"));
-  EXPECT_EQ(ChatTemplate::named("llama3.1", "", "").jinja(), read_template("llama3_1"));
-  EXPECT_EQ(ChatTemplate::named("llama3.2", "", "").jinja(), read_template("llama3_2"));
-  EXPECT_EQ(ChatTemplate::named("llama2", "", "").jinja(), read_template("llama2"));
-  EXPECT_EQ(ChatTemplate::named("mistral", "", "").jinja(), read_template("mistral"));
-  EXPECT_EQ(ChatTemplate::named("zephyr", "", "").jinja(), read_template("zephyr"));
-  EXPECT_EQ(ChatTemplate::named("plain", "", "").jinja(), read_template("plain"));
-  ChatFormat v01;
-  v01.family = ChatFamily::mistral;
-  v01.space_after_eos = true;
-  EXPECT_EQ(ChatTemplate(v01).jinja(), read_template("mistral_v0_1"));
-  // A ChatML default system prompt goes into Qwen2's template, escaped.
-  ChatFormat qwen;
-  qwen.default_system = "Say \"hi\",\nit's \\ fine.";
-  std::string src = ChatTemplate(qwen).jinja();
-  auto r = recognise_chat_template(src);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->format.default_system, qwen.default_system);
-  EXPECT_EQ(ChatTemplate(ChatFormat{}).jinja(), read_template("chatml"));
-  qwen.default_system = "You are a helpful assistant.";
-  EXPECT_EQ(ChatTemplate(qwen).jinja(), read_template("qwen2"));
-}
-
-TEST(ChatTemplateRecognise, OtherTemplatesAreRefusedWithTheFix) {
-  // A cut-down Llama 3.1 template (no system message, no generation prompt) is not Llama 3.1's.
-  std::string llama31 =
-      "{{- bos_token }}{%- if not date_string is defined %}{%- set date_string = \"26 Jul 2024\" %}{%- endif %}"
-      "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}{{- \"Cutting Knowledge Date: December 2023\\n\" }}"
-      "{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ "
-      "message['content'] | trim + '<|eot_id|>' }}{%- endfor %}";
-  expect_error([&] { ChatTemplate::recognise(llama31, "", ""); },
-               {"not one of the official templates", "--chat-template", "llama3", "plain"});
-  // Zephyr without its line breaks renders differently, so it is not Zephyr's template.
-  std::string zephyr = read_template("zephyr"), flat;
-  for (char c : zephyr)
-    if (c != '\n') flat += c;
-  expect_error([&] { ChatTemplate::recognise(flat, "", ""); }, {"--chat-template", "zephyr"});
-  // ChatML that also renders the assistant's name.
-  std::string chatml = read_template("chatml");
-  chatml.replace(chatml.find("message['role']"), 15, "message['role'] + message['name']");
-  expect_error([&] { ChatTemplate::recognise(chatml, "", ""); }, {"ChatML", "--chat-template chatml"});
-  expect_error([&] { ChatTemplate::recognise("{{ messages }}", "", ""); },
-               {"chatml, llama3, llama3.1, llama3.2, llama2, mistral, zephyr, plain"});
-  expect_error([&] { ChatTemplate::named("vicuna", "", ""); }, {"unknown chat template \"vicuna\"", "chatml"});
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char today[32];
+  std::strftime(today, sizeof today, "%d %b %Y", &tm);
+  EXPECT_NE(l32.render({usr("Q")}).text.find(std::string("Today Date: ") + today), std::string::npos);
+  expect_error([] { set_chat_template_date("2025-13-01"); }, {"--date", "not a calendar date"});
+  expect_error([] { set_chat_template_date("1 Jan 2025"); }, {"--date", "YYYY-MM-DD"});
 }
 
 // ---- messages from JSON --------------------------------------------------------------------------------
@@ -237,14 +139,59 @@ TEST(ChatMessages, ParseAndRefuse) {
   EXPECT_EQ(m[1].content, "u");
   EXPECT_EQ(m[2].role, ChatRole::assistant);
   auto parse = [](const char* text) { return parse_chat_messages(parse_json(text, "t"), "data.jsonl:3: messages"); };
-  expect_error([&] { parse(R"([{"role":"tool","content":"x"}])"); },
-               {"data.jsonl:3: messages[0]", "role \"tool\" is not supported", "\"assistant\""});
+  expect_error([&] { parse(R"([{"role":"robot","content":"x"}])"); },
+               {"data.jsonl:3: messages[0]", "role \"robot\" is not supported", "\"tool\""});
+  expect_error([&] { parse(R"([{"role":"assistant","content":"","tool_calls":[{"type":"function"}]}])"); },
+               {"messages[0]", "\"tool_calls\" in training data are not supported", "rlhf chat-template"});
+  expect_error([&] { parse(R"([{"role":"user","content":[{"type":"image","url":"x"}]}])"); },
+               {"messages[0].content[0]", "only \"text\" parts"});
+  expect_error([&] { parse(R"([{"role":"user","content":[{"type":"text"}]}])"); },
+               {"messages[0].content[0]", "string \"text\""});
   expect_error([&] { parse(R"([{"role":"user"}])"); }, {"messages[0]", "\"content\" must be a string", "missing"});
   expect_error([&] { parse(R"([{"role":"user","content":null}])"); }, {"\"content\" must be a string", "null"});
   expect_error([&] { parse(R"([{"content":"x"}])"); }, {"messages[0]", "\"role\""});
   expect_error([&] { parse(R"([])"); }, {"data.jsonl:3: messages", "no messages"});
   expect_error([&] { parse(R"({"role":"user"})"); }, {"expected an array"});
   expect_error([&] { parse(R"(["hi"])"); }, {"messages[0]", "must be an object"});
+}
+
+// Training data with content parts and tool replies (issue 16): the template sees the messages as
+// transformers would (render_json of the same JSON, which the reference tests hold to transformers),
+// and only the assistant turns are trained on.
+TEST(ChatMessages, ContentPartsAndToolRepliesRenderAsTheJsonDoes) {
+  const char* text = R"([{"role": "system", "content": [{"type": "text", "text": "Be brief. "}, {"type": "text", "text": "Use tools."}]},
+      {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+      {"role": "assistant", "content": "Let me look."},
+      {"role": "tool", "name": "get_weather", "tool_call_id": "c1", "content": "{\"temp\": 21}"},
+      {"role": "assistant", "content": "It is 21 degrees."}])";
+  auto msgs = parse_chat_messages(parse_json(text, "t"), "t");
+  ASSERT_EQ(msgs.size(), 5u);
+  EXPECT_EQ(msgs[0].content, "Be brief. Use tools.");
+  EXPECT_EQ(msgs[3].role, ChatRole::tool);
+  EXPECT_EQ(msgs[3].extra["tool_call_id"], "c1");
+  auto json = nlohmann::ordered_json::parse(text);
+  int rendered = 0;
+  // Most templates refuse content parts, as in transformers (qwen2.5 concatenates a list to a string).
+  for (const char* name : {"hf/qwen2_5_instruct", "hf/llama3_1_instruct", "hf/llama3_3_instruct", "llama3"}) {
+    ChatTemplate t(read_template(name), name,
+                   {{"bos_token", jinja::Value::string("<s>")}, {"eos_token", jinja::Value::string("</s>")}});
+    std::string want;
+    try {
+      want = t.render_json(json, nullptr, false);
+    } catch (const Error&) {  // a template that refuses the conversation refuses it both ways
+      EXPECT_THROW(t.render(msgs), Error) << name;
+      continue;
+    }
+    ++rendered;
+    RenderedChat r = t.render(msgs);
+    EXPECT_EQ(r.text, want) << name;
+    EXPECT_NE(r.text.find("Weather in Paris?"), std::string::npos) << name;
+    ASSERT_EQ(r.assistant_spans.size(), 2u) << name << "\n" << r.text;
+    EXPECT_NE(span_text(r, 0).find("Let me look."), std::string::npos) << name;
+    EXPECT_NE(span_text(r, 1).find("It is 21 degrees."), std::string::npos) << name;
+    for (size_t i = 0; i < 2; ++i) EXPECT_EQ(span_text(r, i).find("21}"), std::string::npos) << name;  // not the tool's
+  }
+  EXPECT_GE(rendered, 3);
 }
 
 // ---- rendering ---------------------------------------------------------------------------------------
@@ -255,7 +202,7 @@ TEST(ChatTemplateRender, ChatMLSpansCoverAnswerAndEndMarker) {
   EXPECT_EQ(r.text, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyo<|im_end|>\n"
                     "<|im_start|>user\nagain<|im_end|>\n<|im_start|>assistant\n<|im_end|>\n");
   ASSERT_EQ(r.assistant_spans.size(), 2u);
-  EXPECT_EQ(span_text(r, 0), "yo<|im_end|>");
+  EXPECT_EQ(span_text(r, 0), "yo<|im_end|>");  // not the "\n" that separates the turns
   EXPECT_EQ(span_text(r, 1), "<|im_end|>");
   EXPECT_EQ(r.completion_begin, r.text.size());
   RenderedChat g = t.render({usr("hi")}, /*add_generation_prompt=*/true);
@@ -268,8 +215,10 @@ TEST(ChatTemplateRender, SpansPerFamily) {
     const char* name;
     std::string first_span;  // of {system, user "Q", assistant "  A "}
   };
+  // What messages[:3] adds to messages[:2] + the generation prompt, without the separator after it:
+  // Llama 2's " " before the answer and plain's " " after "Assistant:" are the answer's.
   const Case cases[] = {{"chatml", "  A <|im_end|>"}, {"llama3", "A<|eot_id|>"}, {"llama3.1", "A<|eot_id|>"},
-                        {"llama2", "A </s>"},          {"zephyr", "  A </s>"},   {"plain", "  A </s>"}};
+                        {"llama2", " A </s>"},          {"zephyr", "  A </s>"},   {"plain", "   A </s>"}};
   for (const Case& c : cases) {
     RenderedChat r = ChatTemplate::named(c.name, "<s>", "</s>").render({sys("S"), usr("Q"), bot("  A ")});
     ASSERT_EQ(r.assistant_spans.size(), 1u) << c.name;
@@ -287,18 +236,6 @@ TEST(ChatTemplateRender, SpansPerFamily) {
                    "<|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|>");
   EXPECT_EQ(l31.render({usr("Q")}, true).text, head + "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|>"
                                                       "<|start_header_id|>assistant<|end_header_id|>\n\n");
-  // Llama 3.2: today's date (local time, "%d %b %Y" in the C locale), unless one is given.
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char today[32];
-  std::strftime(today, sizeof today, "%d %b %Y", &tm);
-  ChatTemplate l32 = ChatTemplate::named("llama3.2", "<|begin_of_text|>", "<|eot_id|>");
-  std::string dated = l32.render({usr("Q")}).text;
-  EXPECT_NE(dated.find(std::string("\nToday Date: ") + today + "\n\n<|eot_id|>"), std::string::npos) << dated;
-  ChatFormat fixed = l32.format();
-  fixed.date = "01 Jan 2025";
-  EXPECT_NE(ChatTemplate(fixed).render({usr("Q")}).text.find("Today Date: 01 Jan 2025\n"), std::string::npos);
   RenderedChat p = ChatTemplate::named("plain", "", "<|endoftext|>").render({usr("Q"), bot("A")}, true);
   EXPECT_EQ(p.text, "User: Q\nAssistant: A<|endoftext|>\nAssistant:");
 }
@@ -306,14 +243,14 @@ TEST(ChatTemplateRender, SpansPerFamily) {
 TEST(ChatTemplateRender, RefusesWhatTheOfficialTemplatesRefuse) {
   ChatTemplate llama2 = ChatTemplate::named("llama2", "<s>", "</s>");
   ChatTemplate mistral = ChatTemplate::named("mistral", "<s>", "</s>");
+  const char* alternate = "template raised: Conversation roles must alternate user/assistant/user/assistant/...";
   expect_error([&] { llama2.render({usr("a"), usr("b")}, false, "data.jsonl:7"); },
-               {"data.jsonl:7: message 1 (user)", "alternate user/assistant", "expected an assistant"});
-  expect_error([&] { llama2.render({bot("a")}); }, {"message 0 (assistant)", "alternate"});
-  expect_error([&] { llama2.render({usr("a"), bot("b"), sys("c"), usr("d")}); },
-               {"message 2 (system)", "only as the first message"});
-  expect_error([&] { llama2.render({sys("alone")}); }, {"system message alone renders nothing"});
-  expect_error([&] { mistral.render({sys("s"), usr("a")}); }, {"message 0 (system)", "no system role", "--chat-template"});
-  expect_error([&] { mistral.render({usr("a"), bot("b"), bot("c")}); }, {"message 2 (assistant)", "alternate"});
+               {"data.jsonl:7: llama2 (built-in chat template): template line 1, column ", alternate});
+  expect_error([&] { llama2.render({bot("a")}); }, {alternate});
+  expect_error([&] { llama2.render({usr("a"), bot("b"), sys("c"), usr("d")}); }, {alternate});
+  EXPECT_EQ(llama2.render({sys("alone")}).text, "");  // as transformers: nothing, no error
+  expect_error([&] { mistral.render({sys("s"), usr("a")}); }, {alternate});
+  expect_error([&] { mistral.render({usr("a"), bot("b"), bot("c")}); }, {alternate});
   for (const std::string& name : ChatTemplate::names()) {
     ChatTemplate t = ChatTemplate::named(name, "<s>", "</s>");
     expect_error([&] { t.render({}, false, "x.jsonl:1"); }, {"x.jsonl:1: ", "no messages"}, name.c_str());
@@ -347,7 +284,7 @@ TEST(ChatTemplateRender, PromptCompletionConcatenatesToTheWholeConversation) {
 TEST(ChatTemplateRender, StripsAsPythonDoes) {
   // Llama 3's | trim and Llama 2's strip() remove Unicode whitespace and U+001C..U+001F, nothing else.
   ChatTemplate llama3 = ChatTemplate::named("llama3", "<|begin_of_text|>", "");
-  RenderedChat r = llama3.render({bot("\xe3\x80\x80\x1c x\xe2\x80\x8b \xc2\xa0\n")});  // U+3000 ... ZWSP NBSP
+  RenderedChat r = llama3.render({usr("q"), bot("\xe3\x80\x80\x1c x\xe2\x80\x8b \xc2\xa0\n")});  // U+3000 ... ZWSP NBSP
   EXPECT_EQ(span_text(r, 0), "x\xe2\x80\x8b<|eot_id|>");  // U+200B is not whitespace for Python
   ChatTemplate llama2 = ChatTemplate::named("llama2", "<s>", "</s>");
   EXPECT_EQ(llama2.render({sys(" S "), usr(" Q \t")}).text, "<s>[INST] <<SYS>>\n S \n<</SYS>>\n\n Q [/INST]");
@@ -409,16 +346,10 @@ std::vector<ChatMessage> conversation(const Json& fx, int index, size_t n) {
 }
 
 // The ids of the marker that ends an answer.
-int64_t end_marker(const Tokenizer& tok, ChatFamily family) {
-  if (family == ChatFamily::chatml) return *tok.token_to_id("<|im_end|>");
-  if (is_llama3_family(family)) return *tok.token_to_id("<|eot_id|>");
+int64_t end_marker(const Tokenizer& tok, const std::string& family) {
+  if (family == "chatml") return *tok.token_to_id("<|im_end|>");
+  if (family.rfind("llama3", 0) == 0) return *tok.token_to_id("<|eot_id|>");
   return tok.eos_id();
-}
-
-// Where the official template silently renders nothing (Llama 2 with a system message only), rlhf
-// refuses instead.
-bool rlhf_refuses(const ChatTemplate& t, const Json& record) {
-  return t.format().family == ChatFamily::llama2 && record.contains("text") && record["text"] == "";
 }
 
 // Every case of expected.json with its tokenizer and template; cases whose tokenizer this build
@@ -432,24 +363,17 @@ void for_each_case(const Json& fx, const CaseFn& fn) {
       continue;
     }
     ChatTemplate t = ChatTemplate::for_tokenizer(*tok);
-    if (info.contains("date_string")) {  // Llama 3.2's clock date, as it was when the fixtures were made
-      ChatFormat f = t.format();
-      f.date = info["date_string"].get<std::string>();
-      t = ChatTemplate(f);
-    }
+    // Llama 3.2's clock date, as the fixtures passed it ("14 Mar 2025"): strftime_now gives it.
+    DateScope date(info.contains("date_string") ? "2025-03-14" : "");
     fn(name, info, *tok, t);
   }
 }
 
-TEST(ChatTemplateReference, RecognisedFromTokenizerConfig) {
+TEST(ChatTemplateReference, TheTokenizersOwnTemplateIsUsed) {
   REQUIRE_FIXTURES();
-  for_each_case(*fx, [&](const std::string& name, const Json& info, const Tokenizer& tok, const ChatTemplate& t) {
-    EXPECT_EQ(ChatTemplate::names().at(size_t(t.format().family)), info["family"].get<std::string>()) << name;
-    EXPECT_EQ(t.format().default_system, info.value("default_system", "")) << name;
-    EXPECT_EQ(t.format().space_after_eos, info.value("space_after_eos", false)) << name;
+  for_each_case(*fx, [&](const std::string& name, const Json& info, const Tokenizer&, const ChatTemplate& t) {
     EXPECT_EQ(t.jinja(), test::read_bytes(template_dir() / info["jinja"].get<std::string>())) << name;
-    EXPECT_EQ(t.format().bos_token, tok.bos_token()) << name;
-    EXPECT_EQ(t.format().eos_token, tok.eos_token()) << name;
+    EXPECT_EQ(t.describe(), "the tokenizer's chat_template") << name;
   });
 }
 
@@ -465,8 +389,8 @@ TEST(ChatTemplateReference, TextAndIdsMatchTransformers) {
       bool gen = rec["add_generation_prompt"].get<bool>();
       std::string what = name + " conversation " + rec["conversation"].dump() + "[:" + rec["messages"].dump() +
                          "] add_generation_prompt=" + (gen ? "true" : "false");
-      if (rec.contains("error") || rlhf_refuses(t, rec)) {
-        expect_error([&] { t.render(messages, gen); }, {"message"}, what.c_str());
+      if (rec.contains("error")) {
+        expect_error([&] { t.render(messages, gen); }, {"the tokenizer's chat_template: template line"}, what.c_str());
         ++refused;
         continue;
       }
@@ -484,8 +408,8 @@ TEST(ChatTemplateReference, TextAndIdsMatchTransformers) {
 // Llama 2), never added again by the tokenizer; every answer ends with exactly one end marker.
 TEST(ChatTemplateReference, BosAndEosNeitherDoubledNorMissing) {
   REQUIRE_FIXTURES();
-  for_each_case(*fx, [&](const std::string& name, const Json&, const Tokenizer& tok, const ChatTemplate& t) {
-    ChatFamily family = t.format().family;
+  for_each_case(*fx, [&](const std::string& name, const Json& info, const Tokenizer& tok, const ChatTemplate& t) {
+    std::string family = info["family"].get<std::string>();
     int64_t bos = tok.bos_id(), end = end_marker(tok, family);
     for (size_t c = 0; c < (*fx)["conversations"].size(); ++c) {
       auto messages = conversation(*fx, int(c), (*fx)["conversations"][c]["messages"].size());
@@ -495,31 +419,23 @@ TEST(ChatTemplateReference, BosAndEosNeitherDoubledNorMissing) {
       } catch (const Error&) {
         continue;  // orders this template refuses (checked above)
       }
+      if (r.text.empty()) continue;  // Llama 2 with a system message alone renders nothing, as in transformers
       ChatTokens ct = tokenize_chat(tok, r);
       const auto& ids = ct.ids;
       size_t n_bos = bos < 0 ? 0 : std::count(ids.begin(), ids.end(), bos);
       size_t n_user = std::count_if(messages.begin(), messages.end(), [](auto& m) { return m.role == ChatRole::user; });
       std::string what = name + " conversation " + std::to_string(c);
-      switch (family) {
-        case ChatFamily::llama3:
-        case ChatFamily::llama31:
-        case ChatFamily::llama32:
-        case ChatFamily::mistral:
-          EXPECT_EQ(n_bos, 1u) << what;
-          EXPECT_EQ(ids.at(0), bos) << what;
-          break;
-        case ChatFamily::llama2:
-          EXPECT_EQ(n_bos, n_user) << what;
-          EXPECT_EQ(ids.at(0), bos) << what;
-          break;
-        case ChatFamily::plain:
-          EXPECT_EQ(n_bos, bos == end ? 1 + r.assistant_spans.size() : 1) << what;  // GPT-2: BOS is EOS
-          EXPECT_EQ(ids.at(0), bos) << what;
-          break;
-        case ChatFamily::chatml:
-        case ChatFamily::zephyr:
-          EXPECT_EQ(n_bos, 0u) << what << ": these templates write no BOS, and neither does apply_chat_template";
-          break;
+      if (family.rfind("llama3", 0) == 0 || family == "mistral") {
+        EXPECT_EQ(n_bos, 1u) << what;
+        EXPECT_EQ(ids.at(0), bos) << what;
+      } else if (family == "llama2") {
+        EXPECT_EQ(n_bos, n_user) << what;
+        EXPECT_EQ(ids.at(0), bos) << what;
+      } else if (family == "plain") {
+        EXPECT_EQ(n_bos, bos == end ? 1 + r.assistant_spans.size() : 1) << what;  // GPT-2: BOS is EOS
+        EXPECT_EQ(ids.at(0), bos) << what;
+      } else {
+        EXPECT_EQ(n_bos, 0u) << what << ": these templates write no BOS, and neither does apply_chat_template";
       }
       // The last token of each answer's run is the end marker, and the token after it is not.
       for (size_t i = 0; i < ids.size(); ++i) {
@@ -678,8 +594,8 @@ TEST(ChatTemplateReference, StraddlingTokensBelongToTheAnswer) {
   size_t first = std::find(lt.assistant_mask.begin(), lt.assistant_mask.end(), 1) - lt.assistant_mask.begin();
   ASSERT_LT(first, lt.ids.size());
   EXPECT_EQ(llama->id_to_token(lt.ids[first]), "\xe2\x96\x81one");  // "▁one"
-  EXPECT_EQ(size_t(le.offsets[first].first), l.assistant_spans.at(0).begin - 1);
-  EXPECT_EQ(l.text[l.assistant_spans[0].begin - 1], ' ');
+  EXPECT_EQ(size_t(le.offsets[first].first), l.assistant_spans.at(0).begin);  // the template's " " is in the span
+  EXPECT_EQ(l.text[l.assistant_spans[0].begin], ' ');
 }
 
 // With a generation prompt the completion starts after the last token, and nothing is an answer
@@ -706,8 +622,80 @@ TEST(ChatTemplateReference, MarkersMustBeTokens) {
   auto chatml = fixture_tokenizer("chatml");
   ASSERT_TRUE(chatml);
   expect_error([&] { ChatTemplate::for_tokenizer(*chatml, "llama2"); }, {"llama2", "no bos_token"});
-  EXPECT_EQ(ChatTemplate::for_tokenizer(*llama, "plain").format().family, ChatFamily::plain);
+  EXPECT_EQ(ChatTemplate::for_tokenizer(*llama, "plain").describe(), "plain (built-in chat template)");
+  // --chat-template-path: a Jinja file; a name that is neither is refused with both options
+  test::TempDir dir;
+  test::write_bytes(dir.path() / "t.jinja", "{% for m in messages %}{{ m.content }}{% endfor %}");
+  EXPECT_EQ(ChatTemplate::for_tokenizer(*llama, (dir.path() / "t.jinja").string()).render({usr("x")}).text, "x");
+  expect_error([&] { ChatTemplate::for_tokenizer(*llama, "nosuch"); },
+               {"unknown chat template \"nosuch\"", "--chat-template NAME or --chat-template-path FILE"});
 }
+
+// `rlhf chat-template` prints what apply_chat_template gives: the text (tokenize=False) and the ids
+// (tokenize=True) of the fixtures' renders; with --chat-template-path and --tools, Qwen2.5's official
+// template over a tool-calling conversation as tests/ref/jinja_fixtures.py recorded it.
+#ifdef RLHF_CHAT_FIXTURE_DIR
+TEST(ChatTemplateCli, RendersAndTokenizesAsTransformers) {
+  REQUIRE_FIXTURES();
+  test::TempDir dir;
+  size_t checked = 0;
+  for (const Json& rec : (*fx)["renders"]) {
+    std::string name = rec["template"].get<std::string>();
+    if ((name != "qwen2_5" && name != "llama3_1" && name != "mistral") || rec.contains("error")) continue;
+    const Json& info = (*fx)["templates"][name];
+    Json messages = (*fx)["conversations"][rec["conversation"].get<int>()]["messages"];
+    messages.erase(messages.begin() + rec["messages"].get<long>(), messages.end());
+    fs::path file = dir.path() / ("m" + std::to_string(checked) + ".json");
+    test::write_bytes(file, messages.dump());
+    std::string cmd = test::rlhf_bin() + " chat-template --tokenizer " + test::shell_quote((kFixtureDir / info["dir"].get<std::string>()).string()) +
+                      " --messages " + test::shell_quote(file.string()) +
+                      (rec["add_generation_prompt"].get<bool>() ? " --add-generation-prompt" : "");
+    test::RunResult text = test::run_command(cmd);
+    ASSERT_EQ(text.exit_code, 0) << cmd << ": " << text.err;
+    EXPECT_EQ(text.out, rec["text"].get<std::string>()) << cmd;
+    test::RunResult ids = test::run_command(cmd + " --ids");
+    ASSERT_EQ(ids.exit_code, 0) << ids.err;
+    EXPECT_EQ(parse_json(ids.out, "stdout").get<std::vector<int64_t>>(), rec["ids"].get<std::vector<int64_t>>()) << cmd;
+    if (++checked == 6) break;
+  }
+  EXPECT_EQ(checked, 6u);
+
+  std::string tok = test::shell_quote((kFixtureDir / "qwen2_5").string());
+  test::write_bytes(dir.path() / "bad.json", "[{\"role\": \"user\", \"content\": \"x\"}");
+  test::expect_cli_error(test::run_command(test::rlhf_bin() + " chat-template --tokenizer " + tok + " --messages " +
+                                           test::shell_quote((dir.path() / "bad.json").string())),
+                         {"bad.json (--messages): not valid JSON"}, "truncated messages");
+  test::write_bytes(dir.path() / "two.json", R"([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])");
+  test::expect_cli_error(test::run_command(test::rlhf_bin() + " chat-template --tokenizer " +
+                                           test::shell_quote((kFixtureDir / "mistral").string()) + " --messages " +
+                                           test::shell_quote((dir.path() / "two.json").string()) + " --chat-template mistral"),
+                         {"mistral (built-in chat template): template line 1", "template raised: Conversation roles must alternate"},
+                         "mistral refuses two user turns");
+
+#ifdef RLHF_JINJA_FIXTURE_DIR
+  fs::path jx = fs::path(RLHF_JINJA_FIXTURE_DIR) / "expected.json";
+  ASSERT_TRUE(fs::exists(jx)) << jx << " is missing: run ctest (fixture jinja_fixtures_generate)";
+  nlohmann::ordered_json jfx = nlohmann::ordered_json::parse(test::read_bytes(jx));
+  bool found = false;
+  for (const auto& c : jfx["cases"]) {
+    if (c["template"] != "hf/qwen2_5_instruct.jinja" || c["conversation"] != "tool_call_dict" ||
+        !c["vars"]["add_generation_prompt"].get<bool>())
+      continue;
+    found = true;
+    test::write_bytes(dir.path() / "tools_msgs.json", c["vars"]["messages"].dump());
+    test::write_bytes(dir.path() / "tools.json", c["vars"]["tools"].dump());
+    test::RunResult r = test::run_command(
+        test::rlhf_bin() + " chat-template --tokenizer " + tok + " --messages " +
+        test::shell_quote((dir.path() / "tools_msgs.json").string()) + " --tools " +
+        test::shell_quote((dir.path() / "tools.json").string()) + " --add-generation-prompt --chat-template-path " +
+        test::shell_quote((template_dir() / "hf" / "qwen2_5_instruct.jinja").string()) + " --date 2024-07-26");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, c["text"].get<std::string>());
+  }
+  EXPECT_TRUE(found);
+#endif
+}
+#endif
 
 }  // namespace
 }  // namespace rlhf

@@ -5,8 +5,8 @@
 //     dims, rows that are not whole blocks, random mutations): each is one rlhf::Error naming the file,
 //     never a crash, a huge allocation or a hang. No torch, no model code: this file also runs under
 //     AddressSanitizer + UBSan.
-//  2. fixtures written by the gguf Python package (tests/ref/gguf_fixtures.py, directory in
-//     $RLHF_GGUF_FIXTURE_DIR; skipped when unset): every supported type must dequantise bit for bit
+//  2. fixtures written by the gguf Python package (tests/ref/gguf_fixtures.py, run by CTest as
+//     gguf_fixtures_generate; directory $RLHF_GGUF_FIXTURE_DIR or the one compiled in, else skipped): every supported type must dequantise bit for bit
 //     as gguf.quants.dequantize does, and metadata must read back as written.
 //  3. $RLHF_GGUF_MODEL (optional, e.g. SmolLM2-135M-Instruct.Q4_1.gguf): open, list, dequantise all.
 #include "io/gguf.h"
@@ -595,9 +595,16 @@ TEST(GgufBroken, NotAFile) {
 
 // ---- the gguf Python package's fixtures ---------------------------------------------------------------
 
+// $RLHF_GGUF_FIXTURE_DIR, else the directory CTest's gguf_fixtures_generate writes (compiled in when the
+// venv existed at configure time: then a missing manifest fails the test instead of skipping it).
 const char* fixture_dir() {
   const char* d = std::getenv("RLHF_GGUF_FIXTURE_DIR");
-  return d && *d ? d : nullptr;
+  if (d && *d) return d;
+#ifdef RLHF_GGUF_FIXTURE_DIR
+  return RLHF_GGUF_FIXTURE_DIR;
+#else
+  return nullptr;
+#endif
 }
 
 Json read_manifest(const std::filesystem::path& dir) {

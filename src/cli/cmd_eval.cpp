@@ -30,7 +30,7 @@ Command add_eval(CLI::App& root) {
   app->add_option("--prompts", c->prompts, "JSONL prompts ({\"prompt\": text | [messages]})")->required();
   app->add_option("--tokenizer", c->tokenizer, "tokenizer (default: the reference policy's)");
   app->add_flag("!--no-chat", c->chat, "text prompts are raw text, not a user turn of the chat template");
-  app->add_option("--chat-template", c->chat_template, ChatTemplate::name_list(" | "));
+  add_chat_template_options(app, c->chat_template, "");
   app->add_option("--max-new-tokens", c->max_new_tokens, "response length limit")->capture_default_str();
   app->add_option("--temperature", c->temperature, "sampling temperature (KL estimates assume 1)")->capture_default_str();
   app->add_option("--seed", c->seed, "sampling seed (the same for every policy)")->capture_default_str();

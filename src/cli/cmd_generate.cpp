@@ -45,8 +45,7 @@ Command add_generate(CLI::App& root) {
   app->add_flag("--no-special-tokens", o->no_special, "do not add the tokenizer's BOS/special tokens to prompts");
   app->add_flag("--chat", o->chat, "render text prompts as a user turn of the chat template, ending in the assistant "
                                    "header (message-list prompts always are)");
-  app->add_option("--chat-template", o->chat_template, ChatTemplate::name_list(" | ") + " "
-                                                       "(default: the tokenizer's)");
+  add_chat_template_options(app, o->chat_template, "");
   add_input_limit_options(app);
   return {app, [o] {
             RLHF_CHECK(!o->prompt.empty() || !o->prompts.empty(), "give --prompt TEXT or --prompts FILE.jsonl");

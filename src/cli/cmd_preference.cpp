@@ -34,7 +34,7 @@ void add_data_options(CLI::App* app, std::string& data, std::string& eval_data, 
       ->capture_default_str();
   app->add_option("--prompt-truncation", o.prompt_truncation, "keep_start | keep_end of an over-long prompt")
       ->capture_default_str();
-  app->add_option("--chat-template", o.chat_template, "for message-list data: " + ChatTemplate::name_list(" | "));
+  add_chat_template_options(app, o.chat_template, "for message-list data");
   app->add_flag("--skip-bad-lines", o.skip_bad_lines, "skip malformed lines (counted) instead of stopping");
 }
 
@@ -76,7 +76,7 @@ Command add_score(CLI::App& root) {
   app->add_option("--data", o->data, "JSONL of prompts and responses")->required();
   app->add_option("--out", o->out, "output JSONL (default: stdout)");
   app->add_option("--tokenizer", o->tokenizer, "tokenizer (default: the reward model's)");
-  app->add_option("--chat-template", o->chat_template, "for message-list data");
+  add_chat_template_options(app, o->chat_template, "for message-list data");
   app->add_option("--batch-size", o->batch, "sequences per forward pass")->capture_default_str();
   app->add_option("--max-length", o->max_length, "prompt + response tokens")->capture_default_str();
   add_input_limit_options(app);

@@ -38,7 +38,7 @@ Command add_rl(CLI::App& root, const std::string& algo, const std::string& help)
   app->add_option("--prompts", c->prompts, "JSONL of {\"prompt\": text | [messages]} or {\"messages\": [...]}")->required();
   app->add_option("--tokenizer", c->tokenizer, "tokenizer (default: the policy's)");
   app->add_flag("--chat", c->chat, "render text prompts as a user turn with the chat template");
-  app->add_option("--chat-template", c->chat_template, ChatTemplate::name_list(" | "));
+  add_chat_template_options(app, c->chat_template, "");
   app->add_option("--out,--output-dir", c->out, "output directory (policy, value model, metrics, samples, checkpoints)")->required();
   app->add_option("--iterations", c->iterations, "rollout + update iterations")->capture_default_str();
   app->add_option("--rollout-batch", c->rollout_batch, "prompts per iteration")->capture_default_str();

@@ -30,8 +30,7 @@ Command add_sft(CLI::App& root) {
        c->data_opts.loss_on_all = r[0] == "all";
        return true;
      }, "completion (prompt tokens masked) | all")->default_str("completion");
-  app->add_option("--chat-template", c->data_opts.chat_template,
-                  ChatTemplate::name_list(" | ") + " (default: from tokenizer_config.json)");
+  add_chat_template_options(app, c->data_opts.chat_template, "for message-list data");
   app->add_flag("!--no-eos", c->data_opts.add_eos, "do not end text/completions with EOS");
   app->add_flag("--skip-bad-lines", c->data_opts.skip_bad_lines, "skip malformed lines (counted) instead of stopping");
   app->add_flag("--packing", c->packing, "pack short examples into full rows (attention stays within each example)");

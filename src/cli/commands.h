@@ -16,6 +16,7 @@ struct Command {
 
 Command add_env(CLI::App& root);
 Command add_init(CLI::App& root);
+Command add_convert(CLI::App& root);
 Command add_logprobs(CLI::App& root);
 Command add_tokenize(CLI::App& root);
 Command add_tokenizer(CLI::App& root);
@@ -33,6 +34,11 @@ Command add_world(CLI::App& root);
 Command add_pipeline(CLI::App& root);
 Command add_eval(CLI::App& root);
 Command add_demo(CLI::App& root);
+Command add_chat_template(CLI::App& root);
+
+// --chat-template NAME and --chat-template-path FILE (both into `spec`, which ChatTemplate::for_tokenizer
+// takes) and --date YYYY-MM-DD (strftime_now's date for every render); `what` prefixes the help text.
+void add_chat_template_options(CLI::App* app, std::string& spec, const std::string& what);
 
 // "5,17,300" -> {5, 17, 300}; errors name the option.
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);

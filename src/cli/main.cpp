@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   std::vector<rlhf::cli::Command> commands = {
       rlhf::cli::add_env(app),
       rlhf::cli::add_init(app),
+      rlhf::cli::add_convert(app),
       rlhf::cli::add_logprobs(app),
       rlhf::cli::add_tokenize(app),
       rlhf::cli::add_tokenizer(app),
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
       rlhf::cli::add_eval(app),
       rlhf::cli::add_pipeline(app),
       rlhf::cli::add_demo(app),
+      rlhf::cli::add_chat_template(app),
   };
 
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -550,7 +550,10 @@ const char* ggml_type_name(GgmlType t) {
 std::string ggml_dequantizable_type_names() {
   std::string s;
   for (const auto& t : kGgmlTypes)
-    if (t.dequantizable) s += (s.empty() ? "" : " ") + std::string(t.name);
+    if (t.dequantizable) {
+      if (!s.empty()) s += ' ';
+      s += t.name;
+    }
   return s;
 }
 
@@ -657,7 +660,10 @@ std::string gguf_value_to_string(const GgufValue& v, size_t max_items) {
 
 std::string GgufTensorInfo::shape_string() const {
   std::string s;
-  for (size_t i = 0; i < ne.size(); ++i) s += (i ? " x " : "") + std::to_string(ne[i]);
+  for (size_t i = 0; i < ne.size(); ++i) {
+    if (i) s += " x ";
+    s += std::to_string(ne[i]);
+  }
   return s.empty() ? "scalar" : s;
 }
 

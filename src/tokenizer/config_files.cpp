@@ -40,6 +40,11 @@ TokenizerConfig parse_tokenizer_config(const Json& j, const std::string& where) 
   if (j.contains("add_bos_token") && !j["add_bos_token"].is_null()) c.add_bos_token = json_require<bool>(j, "add_bos_token", where);
   if (j.contains("add_eos_token") && !j["add_eos_token"].is_null()) c.add_eos_token = json_require<bool>(j, "add_eos_token", where);
   c.chat_template = chat_template_field(j, where);
+  if (auto it = j.find("chat_template"); it != j.end() && it->is_array()) {
+    for (const auto& t : *it)
+      if (t.is_object() && t.contains("name") && t["name"] == "tool_use")
+        c.chat_template_tool_use = json_require<std::string>(t, "template", where + ".chat_template");
+  }
   // HF writes 1e30 for "no limit".
   double max_length = json_get<double>(j, "model_max_length", 0.0, where);
   c.model_max_length = max_length > 0 && max_length < 1e15 ? int64_t(max_length) : 0;
@@ -61,6 +66,16 @@ void write_tokenizer_config(const std::filesystem::path& dir, const Json& loaded
     if (config.add_eos_token) out["add_eos_token"] = *config.add_eos_token;
     if (config.model_max_length > 0) out["model_max_length"] = config.model_max_length;
     if (!config.chat_template.empty()) out["chat_template"] = config.chat_template;
+  } else if (out.is_object()) {
+    // The file as it was read, but with the special tokens as they are now (a reward model may
+    // have been given another pad): a token written as an AddedToken object keeps its form when
+    // its content is unchanged; of the tokens the file lacks, only a pad is added.
+    for (auto& [key, value] : special.items()) {
+      auto it = out.find(key);
+      bool same = it != out.end() && ((it->is_string() && *it == value) ||
+                                      (it->is_object() && it->contains("content") && (*it)["content"] == value));
+      if (!same && (it != out.end() || key == "pad_token")) out[key] = value;
+    }
   }
   write_json_atomic(dir / "tokenizer_config.json", out);
   write_json_atomic(dir / "special_tokens_map.json", special);

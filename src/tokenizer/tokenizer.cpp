@@ -17,10 +17,15 @@ namespace rlhf {
 
 namespace {
 
+// tokenizer_config.json, with the chat_template of a chat_template.jinja beside it (which newer
+// transformers save and prefer) in place of its own.
 Json read_config_next_to(const fs::path& file) {
   fs::path config = file.parent_path() / "tokenizer_config.json";
+  fs::path jinja = file.parent_path() / "chat_template.jinja";
   if (!fs::exists(config)) return nullptr;
-  return read_json_file(config, "tokenizer_config.json");
+  Json j = read_json_file(config, "tokenizer_config.json");
+  if (fs::exists(jinja) && j.is_object()) j["chat_template"] = read_file(jinja, "chat_template.jinja");
+  return j;
 }
 
 }  // namespace

@@ -28,6 +28,7 @@ struct TokenizerConfig {
   std::string bos_token, eos_token, pad_token, unk_token;
   std::optional<bool> add_bos_token, add_eos_token;  // unset: the tokenizer's own default
   std::string chat_template;                          // Jinja source, stored verbatim
+  std::string chat_template_tool_use;                 // the list form's "tool_use" template ("" = none)
   int64_t model_max_length = 0;                       // 0 = not given (HF writes a huge number then)
 };
 

@@ -318,7 +318,10 @@ def check_reward_padding(rlhf, work):
     tok = AutoTokenizer.from_pretrained(out)
     with open(os.path.join(out, "config.json")) as f:
         pad = json.load(f)["pad_token_id"]
-    check(pad == tok.pad_token_id and pad != tok.eos_token_id and pad != tok.bos_token_id,
+    with open(os.path.join(out, "tokenizer_config.json")) as f:
+        pad_in_config = json.load(f).get("pad_token")
+    check(pad == tok.pad_token_id and pad != tok.eos_token_id and pad != tok.bos_token_id and
+          pad_in_config == tok.pad_token,
           "config.json pad_token_id %s = the saved tokenizer's pad %s (%s), not its EOS %s or BOS %s" % (
               pad, tok.pad_token_id, tok.pad_token, tok.eos_token_id, tok.bos_token_id))
     rows = [{"prompt": prompt % (a, b), "completion": "It is %d." % (a + b) + (" Sure." * a)} for a, b in

@@ -31,7 +31,7 @@ CORPUS = os.path.join(ROOT, "tests", "data", "tokenizer_corpus.txt")
 
 QWEN_DEFAULT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
-# case -> (jinja file, tokenizer kind, special tokens, what rlhf must recognise the template as)
+# case -> (jinja file, tokenizer kind, special tokens, facts about it the tests use: family, default_system, ...)
 TEMPLATES = {
     "chatml": ("chatml", "chatml", {"eos_token": "<|im_end|>"},
                {"family": "chatml", "default_system": ""}),
