@@ -15,6 +15,7 @@
 #include "lm_fixture.h"
 #include "test_tensor_util.h"
 #include "test_util.h"
+#include "tokenizer/chat_template.h"
 #include "train/sft.h"
 
 using namespace rlhf;
@@ -281,6 +282,17 @@ TEST_F(TrlCompat, GenerationStopsAtEveryEosAndSaysWhenTheyDisagree) {
   // A trained model keeps its generation_config.json.
   ASSERT_EQ(run_command(sft("o", "--max-steps 1")).exit_code, 0);
   EXPECT_EQ(read_json_file(tmp / "o" / "generation_config.json")["eos_token_id"], Json::array({0, first_id}));
+}
+
+TEST_F(TrlCompat, AChatTemplateJinjaFileIsTheTokenizersTemplate) {
+  // transformers >= 4.43 saves the template as chat_template.jinja; with or without tokenizer_config.json.
+  const std::string jinja = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}";
+  write_text_file(tmp / "base" / "chat_template.jinja", jinja);
+  EXPECT_EQ(Tokenizer::load(tmp / "base")->chat_template(), jinja);
+  fs::remove(tmp / "base" / "tokenizer_config.json");
+  auto tok = Tokenizer::load(tmp / "base");
+  EXPECT_EQ(tok->chat_template(), jinja);
+  EXPECT_EQ(ChatTemplate::for_tokenizer(*tok).render({ChatMessage{ChatRole::user, "hi"}}).text, "<user>hi");
 }
 
 }  // namespace

@@ -22,7 +22,8 @@ namespace {
 Json read_config_next_to(const fs::path& file) {
   fs::path config = file.parent_path() / "tokenizer_config.json";
   fs::path jinja = file.parent_path() / "chat_template.jinja";
-  if (!fs::exists(config)) return nullptr;
+  if (!fs::exists(config))  // a template file alone still is the tokenizer's template
+    return fs::exists(jinja) ? Json{{"chat_template", read_file(jinja, "chat_template.jinja")}} : Json(nullptr);
   Json j = read_json_file(config, "tokenizer_config.json");
   if (fs::exists(jinja) && j.is_object()) j["chat_template"] = read_file(jinja, "chat_template.jinja");
   return j;
