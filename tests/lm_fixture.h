@@ -9,6 +9,7 @@
 #include "io/json.h"
 #include "model/transformer.h"
 #include "tokenizer/bpe_trainer.h"
+#include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
 namespace rlhf::test {
@@ -55,5 +56,30 @@ inline std::vector<Json> read_metrics(const std::filesystem::path& out) {
     if (!line.empty()) rows.push_back(Json::parse(line));
   return rows;
 }
+
+// `n` arithmetic {"prompt", "completion"} rows of SFT data.
+inline void write_sft_data(const std::filesystem::path& p, int n) {
+  std::ofstream f(p);
+  for (int i = 0; i < n; ++i)
+    f << Json({{"prompt", "What is " + std::to_string(i % 10) + " plus " + std::to_string(i % 7) + "?"},
+               {"completion", " The answer is " + std::to_string(i % 10 + i % 7) + "."}})
+             .dump()
+      << "\n";
+}
+
+// For CLI tests: a tiny model (tmp/base) and 24 SFT rows (tmp/data.jsonl) in a temporary directory,
+// and the `rlhf sft` command line that trains on them into tmp/OUT.
+class TinySftCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    make_tiny_lm(tmp / "base");
+    write_sft_data(tmp / "data.jsonl", 24);
+  }
+  std::string sft(const std::string& out, const std::string& extra = "") {
+    return rlhf_bin() + " -q sft --model " + (tmp / "base").string() + " --data " + (tmp / "data.jsonl").string() +
+           " --out " + (tmp / out).string() + " --batch-size 4 --lr 1e-3 " + extra;
+  }
+  TempDir tmp;
+};
 
 }  // namespace rlhf::test

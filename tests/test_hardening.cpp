@@ -23,15 +23,6 @@ using namespace rlhf::test;
 
 namespace {
 
-void write_sft(const fs::path& p, int n) {
-  std::ofstream f(p);
-  for (int i = 0; i < n; ++i)
-    f << Json({{"prompt", "What is " + std::to_string(i % 10) + " plus " + std::to_string(i % 7) + "?"},
-               {"completion", " The answer is " + std::to_string(i % 10 + i % 7) + "."}})
-             .dump()
-      << "\n";
-}
-
 // A pid that certainly ran and is gone now.
 pid_t dead_pid() {
   pid_t p = fork();
@@ -70,18 +61,7 @@ bool any_temporary(const fs::path& dir) {
   return false;
 }
 
-class Hardening : public ::testing::Test {
- protected:
-  void SetUp() override {
-    make_tiny_lm(tmp / "base");
-    write_sft(tmp / "data.jsonl", 24);
-  }
-  std::string sft(const std::string& out, const std::string& extra = "") {
-    return rlhf_bin() + " -q sft --model " + (tmp / "base").string() + " --data " + (tmp / "data.jsonl").string() +
-           " --out " + (tmp / out).string() + " --batch-size 4 --lr 1e-3 " + extra;
-  }
-  TempDir tmp;
-};
+class Hardening : public TinySftCli {};
 
 // ---- 1. one writer per output directory --------------------------------------------------------
 
@@ -317,7 +297,7 @@ TEST_F(Hardening, ResumingWithChangedOptionsOrDataIsRefusedUnlessAsked) {
   expect_cli_error(r, {"--batch-size 4 -> 8"}, "changed batch size");
   r = run_command(sft("o", opts + " --resume --logging-steps 3 --keep-last 5"));  // no effect on the weights
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  write_sft(tmp / "data.jsonl", 25);  // same path, other contents
+  write_sft_data(tmp / "data.jsonl", 25);  // same path, other contents
   r = run_command(sft("o", opts + " --resume"));
   expect_cli_error(r, {"data.jsonl changed since the checkpoint"}, "changed data");
   r = run_command(rlhf_bin() + " sft --model " + (tmp / "base").string() + " --data " + (tmp / "data.jsonl").string() +

@@ -162,6 +162,13 @@ TEST(JsonlFormats, GzipFilesAreDecompressed) {
   EXPECT_EQ(recs[4999].line, 5000);
   write_gz(dir / "a.json.gz", "[{\"i\": 0}, {\"i\": 1}]");
   EXPECT_EQ(read_jsonl(dir / "a.json.gz").size(), 2u);
+  // Only plain JSON Lines may be copied byte for byte (the pipeline's rankings files).
+  EXPECT_FALSE(is_plain_jsonl(dir / "d.jsonl.gz"));
+  EXPECT_FALSE(is_plain_jsonl(dir / "a.json.gz"));
+  write_bytes(dir / "p.jsonl", "\n  {\"a\": [1]}\n");
+  EXPECT_TRUE(is_plain_jsonl(dir / "p.jsonl"));
+  write_bytes(dir / "arr.json", "\xEF\xBB\xBF \n[{\"a\": 1}]");
+  EXPECT_FALSE(is_plain_jsonl(dir / "arr.json"));
   // Truncated: the records before the cut are not silently taken as the whole file.
   std::string bytes = read_bytes(dir / "d.jsonl.gz");
   write_bytes(dir / "cut.jsonl.gz", bytes.substr(0, bytes.size() / 2));

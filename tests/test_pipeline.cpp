@@ -195,10 +195,18 @@ TEST(Pipeline, UserModelAndRankingsFile) {
   dpo_only.erase("sft");
   dpo_only["sft_model"] = (d / "run/sft").string();
   dpo_only["run_dir"] = (d / "run_dpo").string();
+  {  // the rankings as one JSON array this time: the rank stage copies them as JSON Lines
+    Json all = Json::array();
+    for (auto& rec : read_jsonl(d / "rankings.jsonl")) all.push_back(rec.value);
+    write_json_atomic(d / "rankings.json", all);
+  }
+  dpo_only["rank"]["file"] = (d / "rankings.json").string();
   write_json_atomic(d / "dpo_only.json", dpo_only);
   r = run_pipeline_cli(d / "dpo_only.json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(d / "run_dpo/round1/rm/config.json"));
+  EXPECT_EQ(read_jsonl(d / "run_dpo/round1/rankings.jsonl").size(), 12u);
+  EXPECT_TRUE(is_plain_jsonl(d / "run_dpo/round1/rankings.jsonl"));
   res = read_json_file(d / "run_dpo/eval/eval.json");
   ASSERT_EQ(res["policies"].size(), 2u);  // sft, dpo
   EXPECT_EQ(res["policies"][1]["name"], "dpo");

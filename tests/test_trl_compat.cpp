@@ -23,15 +23,6 @@ using namespace rlhf::test;
 
 namespace {
 
-void write_sft(const fs::path& p, int n) {
-  std::ofstream f(p);
-  for (int i = 0; i < n; ++i)
-    f << Json({{"prompt", "What is " + std::to_string(i % 10) + " plus 1?"},
-               {"completion", " The answer is " + std::to_string(i % 10 + 1) + "."}})
-             .dump()
-      << "\n";
-}
-
 // (tag, step) of every scalar in a TensorBoard event file: TFRecords of Event protos (wall_time 1,
 // step 2, summary 5 { value 1 { tag 1, simple_value 2 } }).
 std::vector<std::pair<std::string, int64_t>> tensorboard_scalars(const fs::path& file) {
@@ -87,18 +78,7 @@ fs::path event_file(const fs::path& dir) {
   return {};
 }
 
-class TrlCompat : public ::testing::Test {
- protected:
-  void SetUp() override {
-    make_tiny_lm(tmp / "base");
-    write_sft(tmp / "data.jsonl", 24);
-  }
-  std::string sft(const std::string& out, const std::string& extra = "") {
-    return rlhf_bin() + " -q sft --model " + (tmp / "base").string() + " --data " + (tmp / "data.jsonl").string() +
-           " --out " + (tmp / out).string() + " --lr 1e-3 --batch-size 4 " + extra;
-  }
-  TempDir tmp;
-};
+class TrlCompat : public TinySftCli {};
 
 TEST_F(TrlCompat, TrainingArgumentsNamesWorkWithTheirMeaning) {
   auto r = run_command(rlhf_bin() + " -q sft --model " + (tmp / "base").string() + " --data " + (tmp / "data.jsonl").string() +

@@ -4,7 +4,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <limits>
 
 #include "core/error.h"
@@ -68,21 +67,18 @@ class Input {
   bool fill() {
     if (pos < len) return true;
     int n = gzread(gz_, buf, sizeof buf);
-    if (n < 0 || (n == 0 && !gzeof(gz_))) {
-      int err = 0;
-      const char* msg = gzerror(gz_, &err);
-      RLHF_FAIL(path_, ": cannot read: ", err == Z_ERRNO ? std::strerror(errno) : msg, " (a corrupt or truncated .gz file?)");
-    }
-    if (n == 0) {
-      // gzread returns the data before a truncated stream's end, then 0 with the error set.
-      int err = 0;
-      const char* msg = gzerror(gz_, &err);
-      RLHF_CHECK(err == Z_OK, path_, ": cannot read: ", msg, " (a corrupt or truncated .gz file?)");
-    }
+    // A truncated or corrupt stream: gzread returns the data before the damage, then -1, or 0 with
+    // the error set (Z_BUF_ERROR for an unexpected end).
+    int err = Z_OK;
+    const char* msg = gzerror(gz_, &err);
+    RLHF_CHECK(n >= 0 && err == Z_OK, path_, ": cannot read: ", err == Z_ERRNO ? std::strerror(errno) : msg,
+               " (a corrupt or truncated .gz file?)");
     pos = 0;
     len = size_t(n);
     return len > 0;
   }
+  // Whether the file is read as it is (not gzip); known once something was read.
+  bool direct() const { return gzdirect(gz_) == 1; }
 
   char buf[1 << 16];
   size_t pos = 0, len = 0;
@@ -251,17 +247,9 @@ class RecordReader {
 }  // namespace
 
 bool is_plain_jsonl(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  char head[2] = {0, 0};
-  in.read(head, 2);
-  if (in.gcount() == 2 && uint8_t(head[0]) == 0x1f && uint8_t(head[1]) == 0x8b) return false;  // gzip
-  in.clear();
-  in.seekg(0);
-  char c = 0;
-  while (in.get(c))
-    if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && uint8_t(c) != 0xEF && uint8_t(c) != 0xBB && uint8_t(c) != 0xBF)
-      return c != '[';
-  return true;
+  Input in(path);
+  RecordReader reader(in, 0, path.string());  // looks at the first bytes only
+  return in.direct() && !reader.is_array();
 }
 
 std::vector<JsonlRecord> read_jsonl(const std::filesystem::path& path, const JsonlReadOptions& opts,
