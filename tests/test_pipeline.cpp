@@ -60,6 +60,11 @@ TEST(Pipeline, MiniDemoRunsThenSkipsEverythingOnRerun) {
     EXPECT_TRUE(p["gold_mean"].is_number()) << p.dump();
     EXPECT_TRUE(p["reward_mean"].is_number()) << p.dump();
     EXPECT_TRUE(p["axes"]["harmless"].is_number()) << p.dump();
+    // Per prompt family, counts that add up to the whole.
+    int64_t n = 0;
+    EXPECT_FALSE(p["families"].empty()) << p.dump();
+    for (auto& [f, v] : p["families"].items()) n += v["n"].get<int64_t>();
+    EXPECT_EQ(n, p["n"].get<int64_t>()) << p.dump();
     if (p["name"] == "sft") {
       EXPECT_DOUBLE_EQ(p["kl_mean"].get<double>(), 0.0);
       EXPECT_DOUBLE_EQ(p["win_rate_vs_sft"].get<double>(), 0.5);  // against itself: all ties

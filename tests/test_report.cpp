@@ -223,6 +223,28 @@ TEST(ReportTable, PoliciesAreRequired) {
 
 // ---- the reports --------------------------------------------------------------------------------
 
+TEST(ReportFamilies, OneRowPerFamilyAndPolicyWithVerdictsMostFirst) {
+  Json r = full_results();
+  r["policies"][0]["families"] = Json::parse(R"({
+    "harmful": {"n": 12, "gold_mean": 0.5, "gold_ci95": 0.2, "axes": {"helpful": null, "harmless": 0.75},
+                "verdicts": {"complied": 3, "refused": 9}},
+    "lookalike": {"n": 12, "gold_mean": -0.25, "gold_ci95": 0.3, "axes": {"helpful": 0.25, "harmless": 1.0},
+                  "verdicts": {"helpful": 3, "over-refusal": 9}}})");
+  r["policies"][1]["families"] = Json::parse(R"({
+    "harmful": {"n": 12, "gold_mean": 1.0, "gold_ci95": 0.0, "axes": {"helpful": null, "harmless": 1.0},
+                "verdicts": {"refused": 12}}})");
+  const std::string md = render_report_markdown(r);
+  EXPECT_NE(md.find("### By prompt family"), std::string::npos);
+  EXPECT_NE(md.find("| harmful | sft | 12 | 0.500 \xC2\xB1 0.200 | - | 75.0% | refused 9, complied 3 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| harmful | ppo | 12 | 1.000 \xC2\xB1 0.000 | - | 100.0% | refused 12 |"), std::string::npos);
+  EXPECT_NE(md.find("| lookalike | sft | 12 |"), std::string::npos);
+  EXPECT_EQ(md.find("| lookalike | ppo"), std::string::npos);  // ppo has no look-alike figures
+  EXPECT_LT(md.find("| harmful | ppo"), md.find("| lookalike | sft"));  // grouped by family
+  EXPECT_NE(render_report_html(r).find("<h3>By prompt family</h3>"), std::string::npos);
+  // Without families (prompts with no "family" field) there is no such table.
+  EXPECT_EQ(render_report_markdown(full_results()).find("By prompt family"), std::string::npos);
+}
+
 TEST(ReportHtml, EscapesModelText) {
   const std::string html = render_report_html(full_results());
   EXPECT_EQ(html.find("<script>"), std::string::npos);

@@ -47,6 +47,12 @@ void run_generate(const WorldOpts& o) {
   DirLock lock(o.out);
   World w(o.world);
   w.write(o.out);
+  if (o.world.style == "open") {
+    log_info("wrote the open demo world (seed ", o.world.seed, ") to ", o.out, ": world.json, sft.jsonl (", o.world.sft_examples,
+             " demonstrations), prompts.jsonl (", o.world.train_prompts, " from the training prompts), eval_prompts.jsonl (",
+             o.world.eval_prompts, " from the held-out prompts, ", w.to_json()["heldout_prompts"].get<int64_t>(), " distinct)");
+    return;
+  }
   log_info("wrote the demo world (seed ", o.world.seed, ") to ", o.out, ": world.json, pretrain.jsonl (",
            o.world.pretrain_docs, " dialogues + knowledge-base facts), sft.jsonl (", o.world.sft_examples,
            " demonstrations), prompts.jsonl (", o.world.train_prompts, "), eval_prompts.jsonl (", o.world.eval_prompts, ")");
@@ -136,6 +142,11 @@ Command add_world(CLI::App& root) {
   add_config_option(gen);
   gen->add_option("--out", o->out, "output directory")->required();
   gen->add_option("--seed", o->world.seed, "world seed")->capture_default_str();
+  gen->add_option("--style", o->world.style,
+                  "tiny: for a tiny model pretrained on the world's corpus | open: for a pretrained model's free-form "
+                  "answers (harmless and helpful families, a free-form gold rater, held-out eval prompts, no corpus)")
+      ->check(CLI::IsMember({"tiny", "open"}))
+      ->capture_default_str();
   gen->add_option("--known-creatures", o->world.known_creatures, "creatures in the knowledge base")->capture_default_str();
   gen->add_option("--unknown-creatures", o->world.unknown_creatures, "creatures asked about but never described")
       ->capture_default_str();

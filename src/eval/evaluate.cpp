@@ -181,7 +181,9 @@ PolicyRun run_policy(Judge& J, TransformerImpl& model, bool is_reference) {
   return r;
 }
 
-Json summarize(const std::string& name, const std::string& model, const PolicyRun& r, const PolicyRun* ref) {
+// families: each prompt's "family" field ("" when the prompts file has none).
+Json summarize(const std::string& name, const std::string& model, const PolicyRun& r, const PolicyRun* ref,
+               const std::vector<std::string>& families) {
   Json j = {{"name", name}, {"model", model}, {"n", int64_t(r.texts.size())}};
   auto rw = mean_ci95(r.reward), kl = mean_ci95(r.kl);
   j["reward_mean"] = num(rw.mean);
@@ -204,6 +206,21 @@ Json summarize(const std::string& name, const std::string& model, const PolicyRu
     std::map<std::string, int64_t> verdicts;
     for (auto& g2 : r.gold) ++verdicts[g2.verdict];
     j["verdicts"] = verdicts;
+    // The same per prompt family (refusal of harmful asks and of their look-alikes are different figures).
+    std::map<std::string, std::vector<GoldRating>> by_family;
+    for (size_t i = 0; i < r.gold.size() && i < families.size(); ++i)
+      if (!families[i].empty()) by_family[families[i]].push_back(r.gold[i]);
+    if (!by_family.empty()) {
+      Json fams = Json::object();
+      for (auto& [f, gs] : by_family) {
+        Json fj = summarize_gold(gs).to_json();
+        std::map<std::string, int64_t> v;
+        for (auto& g2 : gs) ++v[g2.verdict];
+        fj["verdicts"] = v;
+        fams[f] = fj;
+      }
+      j["families"] = fams;
+    }
   } else if (ref && !r.reward.empty() && std::isfinite(r.reward[0])) {
     // No gold rater: the win rate under the learned reward.
     double w = 0;
@@ -289,7 +306,9 @@ Json run_eval(const EvalConfig& cfg) {
     runs[n] = run_policy(J, *m, false);
   }
   Json policies = Json::array();
-  for (auto& [n, d] : cfg.policies) policies.push_back(summarize(n, d, runs[n], &runs[cfg.reference]));
+  std::vector<std::string> families;
+  for (auto& p : J.prompts) families.push_back(p.record.value("family", ""));
+  for (auto& [n, d] : cfg.policies) policies.push_back(summarize(n, d, runs[n], &runs[cfg.reference], families));
   results["policies"] = policies;
 
   // 2. samples side by side: the first prompt of each family (or the first prompts)

@@ -257,6 +257,32 @@ Table policy_table(const Json& results, bool full) {
   return t;
 }
 
+// Per prompt family (when the prompts carry one): each policy's gold score, axis rates and verdicts.
+Table family_table(const Json& results) {
+  Table t{{"family", "policy", "n", "gold reward", "helpful", "harmless", "verdicts"},
+          {false, false, true, true, true, true, false}, {}};
+  std::vector<std::string> fams;
+  for (const Json& p : policies_of(results))
+    if (const Json& f = at(p, "families"); f.is_object())
+      for (const auto& [k, v] : f.items())
+        if (std::find(fams.begin(), fams.end(), k) == fams.end()) fams.push_back(k);
+  for (const auto& fam : fams)
+    for (const Json& p : policies_of(results)) {
+      const Json& f = at(at(p, "families"), fam.c_str());
+      if (!f.is_object()) continue;
+      std::vector<std::pair<int64_t, std::string>> v;
+      if (const Json& vs = at(f, "verdicts"); vs.is_object())
+        for (const auto& [k, n] : vs.items()) v.push_back({n.is_number() ? n.get<int64_t>() : 0, k});
+      std::stable_sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.first > b.first; });
+      std::string verdicts;
+      for (auto& [n, k] : v) verdicts += (verdicts.empty() ? "" : ", ") + k + " " + std::to_string(n);
+      t.rows.push_back({fam, policy_name(p), format_count(num(f, "n")), mean_ci(num(f, "gold_mean"), num(f, "gold_ci95")),
+                        format_percent(num(at(f, "axes"), "helpful")), format_percent(num(at(f, "axes"), "harmless")),
+                        verdicts});
+    }
+  return t;
+}
+
 struct RmMetric {
   const char* key;
   const char* name;
@@ -536,6 +562,8 @@ std::string markdown_report(const Json& results) {
   // 1. Results.
   o += "## Results\n\n" + to_markdown(policy_table(results, /*full=*/true)) + "\n";
   o += std::string(kResultsNote) + "\n\n";
+  if (const Table ft = family_table(results); !ft.rows.empty())
+    o += "### By prompt family\n\n" + to_markdown(ft) + "\n";
 
   // 2. Reward model.
   const Json& rm = at(results, "reward_model");
@@ -625,6 +653,7 @@ std::string html_report(const Json& results) {
   // 1. Results.
   o += "<section id=\"results\">\n<h2>Results</h2>\n" + to_html(policy_table(results, /*full=*/true));
   o += "<p>" + esc(kResultsNote) + "</p>\n";
+  if (const Table ft = family_table(results); !ft.rows.empty()) o += "<h3>By prompt family</h3>\n" + to_html(ft);
   if (const auto plots = policy_plots(results); !plots.empty()) o += figures(plots);
   o += "</section>\n";
 

@@ -10,6 +10,13 @@
 // hallucinated and over-refusing answers, so a base model trained on it is measurably unaligned; the
 // SFT set holds a few good demonstrations. Training never sees the gold rater: only evaluation and the
 // simulated raters (who rank by the gold score with Bradley-Terry noise) use it.
+//
+// Style "open" is the same world for a real pretrained model that answers in free-form text (the
+// SmolLM2 example): the harmless and helpful families only (harmful asks, their look-alikes,
+// arithmetic, formatting), three times as many harmful and look-alike prompts, a gold rater that
+// reads free-form answers (refusal phrasings, step-by-step compliance, topic keywords of a helpful
+// answer) and a held-out third of every family's prompts that only eval_prompts.jsonl asks. No
+// pretraining corpus: the model comes pretrained.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -29,6 +36,7 @@ struct WorldConfig {
   int64_t sft_examples = 120;      // good demonstrations
   int64_t train_prompts = 600;     // prompts for sampling / RL
   int64_t eval_prompts = 160;      // held-out prompts for evaluation
+  std::string style = "tiny";      // tiny | open (see above)
 };
 
 // One prompt as the world knows it: its family and what a right answer contains.
@@ -38,6 +46,10 @@ struct WorldPrompt {
   std::string answer;   // arithmetic: the number; format: the upper-case word; known: the colour;
                         // lookalike: a keyword of a helpful answer; otherwise ""
   std::string good;     // a reference good response
+  // Style open: words of which a helpful answer contains at least one (look-alikes), and whether the
+  // prompt belongs to the held-out third that only evaluation asks.
+  std::vector<std::string> keywords = {};
+  bool heldout = false;
 };
 
 struct GoldRating {
@@ -78,7 +90,11 @@ class World {
   // The gold rating of a response to one of the world's prompts (errors name the prompt if unknown).
   GoldRating rate(const std::string& prompt, const std::string& response) const;
 
+  // n prompts drawn by family weight; style open draws from the training prompts only.
   std::vector<WorldPrompt> sample_prompts(int64_t n, uint64_t stream) const;
+  // The evaluation prompts: style tiny samples them like the others; style open takes the held-out
+  // prompts one family after another (each once before any twice), so any n is balanced.
+  std::vector<WorldPrompt> eval_prompts(int64_t n) const;
   // The pretraining documents ({"text": "User: ...\nAssistant: ..."}) and knowledge-base facts.
   std::vector<std::string> pretrain_documents() const;
   Json to_json() const;
@@ -90,6 +106,8 @@ class World {
   std::map<std::string, WorldPrompt> prompts_;     // every prompt the world can ask
   std::vector<std::string> prompt_order_;          // deterministic order of prompts_ keys
   void build();
+  void build_open();
+  GoldRating rate_open(const WorldPrompt& p, const std::string& response) const;
 };
 
 // Simulated human raters: each ranks the K responses of a prompt by gold score plus Gumbel noise of
