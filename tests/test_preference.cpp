@@ -310,6 +310,39 @@ TEST_F(PreferenceTest, LoraReferenceIsTheBaseWeightsWithAdaptersOff) {
   EXPECT_GT(max_abs_diff(lp, lp2), 1e-3);
 }
 
+TEST_F(PreferenceTest, ALoraRewardAdapterBringsItsHeadOrIsRefused) {
+  write_rule_pairs(tmp / "train.jsonl", 16, 1);
+  RewardConfig c;
+  c.model = (tmp / "base").string();
+  c.data = (tmp / "train.jsonl").string();
+  c.train.out = (tmp / "rm").string();
+  c.train.max_steps = 2;
+  c.train.adam.lr = 1e-2;
+  c.use_lora = true;
+  c.lora.r = 4;
+  run_reward(c);
+  // Loaded twice, the same scores: the head is the adapter's, not one drawn for the base.
+  auto data = load_preference_data(tmp / "train.jsonl", *tok, {});
+  auto off = response_offsets(data);
+  std::vector<int64_t> all(data.size());
+  std::iota(all.begin(), all.end(), 0);
+  auto f = flatten_responses(data, off, all);
+  auto a = load_reward_model((tmp / "rm").string()), b = load_reward_model((tmp / "rm").string());
+  torch::NoGradGuard ng;
+  auto batch = collate(f.seqs, a.pad_id, device());
+  EXPECT_EQ(max_abs_diff(a.score(batch), b.score(batch)), 0.0);
+  // An adapter without the score head is refused, naming it.
+  NamedTensors kept;
+  {
+    SafetensorsReader st(tmp / "rm", "adapter_model");
+    for (auto& n : st.names())
+      if (n.find("score") == std::string::npos) kept.emplace_back(n, st.load(n));
+  }
+  ASSERT_FALSE(kept.empty());
+  save_safetensors(tmp / "rm" / "adapter_model.safetensors", kept);
+  test::expect_error([&] { load_reward_model((tmp / "rm").string()); }, {"rm", "no score head", "modules_to_save"});
+}
+
 TEST_F(PreferenceTest, CliErrorsAreOneLine) {
   write_text_file(tmp / "bad.jsonl", R"({"prompt": "Q", "chosen": " a", "rejected": " a"})" "\n");
   auto r = run_command(rlhf_bin() + " dpo --model " + (tmp / "base").string() + " --data " + (tmp / "bad.jsonl").string() +

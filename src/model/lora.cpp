@@ -236,9 +236,33 @@ Transformer load_chain(const std::filesystem::path& dir, std::optional<Head> hea
   Json ac = read_json_file(cpath, "PEFT adapter config");
   std::filesystem::path base_dir = adapter_base_dir(dir);
   std::error_code ec;
-  if (!head && json_get<std::string>(ac, "task_type", "", cpath.string()) == "SEQ_CLS") head = Head::Score;
+  const bool reward_adapter = json_get<std::string>(ac, "task_type", "", cpath.string()) == "SEQ_CLS";
+  if (!head && reward_adapter) head = Head::Score;
+  // A reward adapter over a model without a score head (LoRA rm from a causal LM) must bring the head:
+  // else every score would come from the head drawn at random for the base. (A causal adapter asked
+  // for a score head, as `rlhf rm --model SFT_ADAPTER` does, gets a new one: that is the point.)
+  std::filesystem::path root = base_dir;  // the full model under any chain of adapters
+  for (int i = depth + 1; is_adapter_dir(root) && i < kMaxAdapterChain; ++i) root = adapter_base_dir(root);
+  const bool head_from_adapter = reward_adapter && head == Head::Score && !is_adapter_dir(root) &&
+                                 ModelConfig::from_file((root / "config.json").string()).head != Head::Score;
+  if (head_from_adapter) {
+    SafetensorsReader st(dir, "adapter_model");
+    RLHF_CHECK(st.contains(kPeftPrefix + "score.weight") || st.contains(kPeftPrefix + "score.modules_to_save.default.weight"),
+               dir.string(), ": a reward adapter over ", base_dir.string(),
+               ", which has no score head, must carry one (modules_to_save [\"score\"]); adapter_model.safetensors has "
+               "none, so its scores would come from a random head");
+  }
   // An adapter trained on top of another one (LoRA SFT, then LoRA RL): the inner one is merged first.
-  auto model = load_chain(base_dir, head, seed, depth + 1);
+  Transformer model = nullptr;
+  {
+    // The base's "initialised a new head" line would mislead when the adapter's head replaces it.
+    struct Quiet {
+      LogLevel was = log_level();
+      explicit Quiet(bool on) { if (on && was < LogLevel::Warn) set_log_level(LogLevel::Warn); }
+      ~Quiet() { set_log_level(was); }
+    } quiet(head_from_adapter);
+    model = load_chain(base_dir, head, seed, depth + 1);
+  }
   merge_lora(*model);
   load_lora(*model, dir);
   if (std::filesystem::exists(dir / "config.json", ec)) {
