@@ -348,4 +348,12 @@ TEST_F(Hardening, GenerationNeverSamplesIdsTheTokenizerLacks) {
   for (auto& id : ids) EXPECT_LT(id.get<int64_t>(), tok->vocab_size());
 }
 
+TEST_F(Hardening, EvalRefusesAFamilyThatIsNotText) {
+  write_text_file(tmp / "prompts.jsonl", "{\"prompt\": \"What is 1 plus 2?\", \"family\": \"sums\"}\n"
+                                         "{\"prompt\": \"What is 2 plus 2?\", \"family\": 3}\n");
+  auto r = run_command(rlhf_bin() + " -q eval --policy sft=" + (tmp / "base").string() + " --prompts " +
+                       (tmp / "prompts.jsonl").string() + " --chat-template plain --max-new-tokens 2 --best-of-n 0 --out " + (tmp / "e").string());
+  expect_cli_error(r, {"prompts.jsonl:2", "\"family\" must be text"}, "eval family");
+}
+
 }  // namespace

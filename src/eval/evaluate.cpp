@@ -54,6 +54,7 @@ struct Judge {
   std::shared_ptr<Tokenizer> tok;
   std::vector<PromptRecord> prompts;
   std::vector<std::string> user_texts;  // what the gold rater reads
+  std::vector<std::string> families;    // each prompt's "family" ("" when it has none)
   std::vector<Json> rm_prompts;         // prompt field of the reward model's records
   std::optional<World> world;
   std::optional<RewardModel> rm;
@@ -181,6 +182,12 @@ PolicyRun run_policy(Judge& J, TransformerImpl& model, bool is_reference) {
   return r;
 }
 
+Json verdict_counts(const std::vector<GoldRating>& gold) {
+  std::map<std::string, int64_t> v;
+  for (auto& g : gold) ++v[g.verdict];
+  return v;
+}
+
 // families: each prompt's "family" field ("" when the prompts file has none).
 Json summarize(const std::string& name, const std::string& model, const PolicyRun& r, const PolicyRun* ref,
                const std::vector<std::string>& families) {
@@ -203,9 +210,7 @@ Json summarize(const std::string& name, const std::string& model, const PolicyRu
       }
       j["win_rate_vs_sft"] = w / double(r.gold.size());
     }
-    std::map<std::string, int64_t> verdicts;
-    for (auto& g2 : r.gold) ++verdicts[g2.verdict];
-    j["verdicts"] = verdicts;
+    j["verdicts"] = verdict_counts(r.gold);
     // The same per prompt family (refusal of harmful asks and of their look-alikes are different figures).
     std::map<std::string, std::vector<GoldRating>> by_family;
     for (size_t i = 0; i < r.gold.size() && i < families.size(); ++i)
@@ -214,9 +219,7 @@ Json summarize(const std::string& name, const std::string& model, const PolicyRu
       Json fams = Json::object();
       for (auto& [f, gs] : by_family) {
         Json fj = summarize_gold(gs).to_json();
-        std::map<std::string, int64_t> v;
-        for (auto& g2 : gs) ++v[g2.verdict];
-        fj["verdicts"] = v;
+        fj["verdicts"] = verdict_counts(gs);
         fams[f] = fj;
       }
       j["families"] = fams;
@@ -275,6 +278,9 @@ Json run_eval(const EvalConfig& cfg) {
   J.prompts = load_prompts(cfg.prompts, *J.tok, po);
   for (auto& p : J.prompts) {
     J.user_texts.push_back(prompt_user_text(p.prompt, p.where));
+    const Json& fam = p.record.contains("family") ? p.record["family"] : Json("");
+    RLHF_CHECK(fam.is_string(), p.where, ": \"family\" must be text (a label to group the results by)");
+    J.families.push_back(fam.get<std::string>());
     J.rm_prompts.push_back(p.prompt.is_string() && cfg.chat ? Json::array({{{"role", "user"}, {"content", p.prompt}}})
                                                             : p.prompt);
   }
@@ -306,16 +312,14 @@ Json run_eval(const EvalConfig& cfg) {
     runs[n] = run_policy(J, *m, false);
   }
   Json policies = Json::array();
-  std::vector<std::string> families;
-  for (auto& p : J.prompts) families.push_back(p.record.value("family", ""));
-  for (auto& [n, d] : cfg.policies) policies.push_back(summarize(n, d, runs[n], &runs[cfg.reference], families));
+  for (auto& [n, d] : cfg.policies) policies.push_back(summarize(n, d, runs[n], &runs[cfg.reference], J.families));
   results["policies"] = policies;
 
   // 2. samples side by side: the first prompt of each family (or the first prompts)
   Json samples = Json::array();
   std::set<std::string> seen;
   for (size_t i = 0; i < J.prompts.size() && int64_t(samples.size()) < cfg.samples_shown; ++i) {
-    std::string fam = J.prompts[i].record.value("family", "");
+    const std::string& fam = J.families[i];
     if (!fam.empty() && !seen.insert(fam).second) continue;
     Json s = {{"prompt", J.user_texts[i]}, {"family", fam}, {"responses", Json::object()}};
     for (auto& [n, d] : cfg.policies) {

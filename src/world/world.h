@@ -105,6 +105,8 @@ class World {
   std::vector<std::string> known_, unknown_;
   std::map<std::string, WorldPrompt> prompts_;     // every prompt the world can ask
   std::vector<std::string> prompt_order_;          // deterministic order of prompts_ keys
+  std::map<std::string, int64_t> family_count_;  // prompts added per family (style open's held-out split)
+  void add_prompt(WorldPrompt p);
   void build();
   void build_open();
   GoldRating rate_open(const WorldPrompt& p, const std::string& response) const;
