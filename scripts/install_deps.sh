@@ -8,7 +8,7 @@ PKGS=(build-essential cmake ninja-build pkg-config
       libsqlite3-dev libcpp-httplib-dev libssl-dev zlib1g-dev
       libgtest-dev libbenchmark-dev)
 if [ "${1:-test}" != "demo" ]; then
-  PKGS+=(python3-torch python3-venv python3-pip)
+  PKGS+=(python3-torch python3-venv python3-pip python3-scipy chromium chromium-driver)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

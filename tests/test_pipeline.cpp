@@ -131,6 +131,37 @@ TEST(Pipeline, LoraThroughoutTrainsAndEvaluates) {
   EXPECT_EQ(res["overoptimization"]["ppo"].size(), 4u);  // the RL checkpoints are adapters too
 }
 
+// rank.source "human" with "simulate": the round's samples become a labelling task, served on
+// loopback, labelled by the world's simulated raters through the HTTP API, exported, and the rest of
+// the pipeline runs unchanged; a rerun reuses the task and its labels.
+TEST(Pipeline, HumanRankingThroughTheServerWithSimulatedRaters) {
+  TempDir d;
+  Json cfg = mini_demo((d / "run").string());
+  cfg["rank"] = {{"source", "human"}, {"simulate", true}, {"overlap", 2}, {"raters", {"ann", "bo", "cy"}},
+                 {"agreement", 0.8}, {"heldout", 0.25}};
+  cfg.erase("rl");
+  write_json_atomic(d / "config.json", cfg);
+  auto r = run_pipeline_cli(d / "config.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err.substr(r.err.size() > 4000 ? r.err.size() - 4000 : 0);
+  EXPECT_NE(r.err.find("http://127.0.0.1:"), std::string::npos) << r.err;
+  Json st = read_json_file(d / "run/round1/label_status.json");
+  EXPECT_EQ(st["labels"], 48);  // 24 prompts x overlap 2
+  EXPECT_EQ(st["complete_items"], 24);
+  EXPECT_TRUE(st["agreement"]["pairwise"].is_number());
+  auto recs = read_jsonl(d / "run/round1/rankings.jsonl");
+  EXPECT_EQ(recs.size(), 48u);  // one record per label (the simulated raters never tie)
+  for (auto& rec : recs) EXPECT_TRUE(rec.value["rater"] == "ann" || rec.value["rater"] == "bo" || rec.value["rater"] == "cy");
+  Json res = read_json_file(d / "run/eval/eval.json");
+  ASSERT_EQ(res["policies"].size(), 3u);  // base, sft, dpo
+  EXPECT_TRUE(res["policies"][2]["gold_mean"].is_number());
+  // The rankings gone: the stage runs again on the same task, whose labels are all there.
+  fs::remove(d / "run/round1/rankings.jsonl");
+  auto r2 = run_pipeline_cli(d / "config.json");
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_NE(r2.err.find("48 of 48 labels so far"), std::string::npos) << r2.err;
+  EXPECT_EQ(read_jsonl(d / "run/round1/rankings.jsonl").size(), recs.size());
+}
+
 TEST(Pipeline, KillNineInTheMiddleResumesToTheSameResults) {
   TempDir d;
   write_json_atomic(d / "a.json", mini_demo((d / "a").string()));

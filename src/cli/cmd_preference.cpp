@@ -91,40 +91,18 @@ Command add_score(CLI::App& root) {
             }
             RewardModel rm = load_reward_model(o->reward);
             auto tok = load_tokenizer_for(o->reward, o->tokenizer, rm.model->config());
-            PreferenceDataOptions po;
-            po.add_eos = false;
-            po.max_length = cap_to_context(o->max_length, rm.model->config());
-            po.chat_template = o->chat_template;
-            po.allow_unpaired = true;
-            po.allow_unranked = true;
-            PreferenceParser parser(*tok, po);
             auto records = read_jsonl(o->data);
-            std::vector<PreferenceExample> ex;
-            for (auto& r : records) {
-              // Any record with responses is scored: a single completion reads as an unpaired record.
-              Json j = r.value;
-              if (j.contains("response") && !j.contains("completion")) j["completion"] = j["response"];
-              if (j.contains("completion") && !j.contains("label")) j["label"] = true;
-              ex.push_back(parser.parse(j, r.where()));
-              for (auto& resp : ex.back().responses)
-                RLHF_CHECK(resp.loss_tokens() > 0, r.where(), ": a response has no tokens left within --max-length ", o->max_length);
-            }
-            const int64_t pad = rm.pad_id >= 0 ? rm.pad_id : 0;
-            torch::NoGradGuard ng;
-            for (size_t i = 0; i < ex.size(); ++i) {
-              std::vector<const TokenizedExample*> seqs;
-              for (auto& r : ex[i].responses) seqs.push_back(&r);
-              ComputeScope cs;
-              auto r = rm.score(collate(seqs, pad, device())).to(torch::kCPU).to(torch::kDouble);
+            auto rewards = score_records(rm, *tok, records, o->max_length, o->chat_template);
+            for (size_t i = 0; i < records.size(); ++i) {
+              const auto& r = rewards[i];
               Json out = records[i].value;
               if (out.contains("chosen")) {
-                out["reward_chosen"] = r[0].item<double>();
-                out["reward_rejected"] = r[1].item<double>();
+                out["reward_chosen"] = r[0];
+                out["reward_rejected"] = r[1];
               } else if (out.contains("responses")) {
-                std::vector<double> v(r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
-                out["rewards"] = v;
+                out["rewards"] = r;
               } else {
-                out["reward"] = r[0].item<double>();
+                out["reward"] = r[0];
               }
               if (w) w->write(out);
               else std::printf("%s\n", out.dump().c_str());

@@ -9,6 +9,7 @@
 #include "core/fs.h"
 #include "core/lock.h"
 #include "core/log.h"
+#include "data/prompts.h"
 #include "io/jsonl.h"
 #include "world/world.h"
 
@@ -21,27 +22,6 @@ struct WorldOpts {
   std::string out, world_file, samples, stats;
   RaterConfig rater;
 };
-
-// The responses of a samples record (rlhf generate's "responses", or one "response"), trimmed of the
-// space that follows the assistant header.
-std::vector<std::string> sample_responses(const JsonlRecord& r) {
-  const Json& j = r.value;
-  std::vector<std::string> out;
-  auto take = [&](const Json& v) {
-    RLHF_CHECK(v.is_string(), r.where(), ": responses must be strings");
-    std::string s = v.get<std::string>();
-    size_t a = s.find_first_not_of(" \t\n"), b = s.find_last_not_of(" \t\n");
-    out.push_back(a == std::string::npos ? std::string() : s.substr(a, b - a + 1));
-  };
-  if (j.contains("responses")) {
-    RLHF_CHECK(j["responses"].is_array(), r.where(), ": \"responses\" must be a list of strings");
-    for (auto& v : j["responses"]) take(v);
-  } else {
-    RLHF_CHECK(j.contains("response"), r.where(), ": no \"responses\" (list) or \"response\" field");
-    take(j["response"]);
-  }
-  return out;
-}
 
 void run_generate(const WorldOpts& o) {
   DirLock lock(o.out);

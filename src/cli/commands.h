@@ -35,6 +35,7 @@ Command add_pipeline(CLI::App& root);
 Command add_eval(CLI::App& root);
 Command add_demo(CLI::App& root);
 Command add_chat_template(CLI::App& root);
+Command add_label(CLI::App& root);
 
 // --chat-template NAME and --chat-template-path FILE (both into `spec`, which ChatTemplate::for_tokenizer
 // takes) and --date YYYY-MM-DD (strftime_now's date for every render); `what` prefixes the help text.

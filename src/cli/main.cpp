@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
       rlhf::cli::add_pipeline(app),
       rlhf::cli::add_demo(app),
       rlhf::cli::add_chat_template(app),
+      rlhf::cli::add_label(app),
   };
 
   std::vector<std::string> args(argv + 1, argv + argc);

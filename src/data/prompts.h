@@ -33,4 +33,8 @@ std::vector<PromptRecord> load_prompts(const std::string& path, const Tokenizer&
 std::vector<PromptRecord> parse_prompts(const std::vector<JsonlRecord>& records, const Tokenizer& tok,
                                         const PromptOptions& o);
 
+// The responses of a samples record (rlhf generate's "responses", or one "response"), trimmed of the
+// space that follows the assistant header; errors name the record.
+std::vector<std::string> sample_responses(const JsonlRecord& r);
+
 }  // namespace rlhf

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "eval/report.h"
 #include "io/jsonl.h"
+#include "pipeline/human.h"
 
 namespace rlhf {
 
@@ -350,9 +351,12 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
   RLHF_CHECK(rounds >= 1 && rounds <= 100, R.where(), ": \"rounds\" must be between 1 and 100");
   const Json& rank = R.section("rank");
   const std::string source = rank.value("source", have_world ? std::string("simulated") : std::string("file"));
-  RLHF_CHECK(source == "simulated" || source == "file", R.where(), ": rank.source must be \"simulated\" or \"file\"");
+  RLHF_CHECK(source == "simulated" || source == "file" || source == "human", R.where(),
+             ": rank.source must be \"simulated\", \"human\" or \"file\"");
   RLHF_CHECK(source != "simulated" || have_world, R.where(),
              ": rank.source \"simulated\" needs the demo \"world\" (its gold rater); use \"file\" with your rankings");
+  RLHF_CHECK(source != "human" || !rank.contains("task") || rounds == 1, R.where(),
+             ": rank.task names one labelling task; with \"rounds\" > 1 each round labels its own samples (leave rank.task out)");
   const double heldout = rank.value("heldout", 0.1);
   const bool do_rl = R.has("rl"), do_dpo = R.has("dpo");
   // The reward model is RL's reward and the evaluation's judge (learned reward, win rates, best-of-N):
@@ -378,7 +382,7 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
     ensure_directory(R.path(rd));
     std::string rank_key;
     fs::path rankings = R.path(rd + "/rankings.jsonl");
-    if (source == "simulated") {
+    if (source == "simulated" || source == "human") {
       const Json& s = R.section("sample");
       auto a = std::vector<std::string>{"generate", "--model", policy, "--prompts", prompts, "--chat", "--out",
                                         R.path(rd + "/samples.jsonl").string()};
@@ -387,12 +391,27 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
       a.insert(a.end(), more.begin(), more.end());
       if (!s.contains("seed")) a.insert(a.end(), {"--seed", std::to_string(1000 + r)});
       auto sk = R.stage(rd + "/sample", a, R.path(rd + "/samples.jsonl"), {policy_key}, false);
-      std::vector<std::string> b = {"world", "rank", "--world", R.path("world/world.json").string(), "--samples",
-                                    R.path(rd + "/samples.jsonl").string(), "--out", rankings.string(), "--stats",
-                                    R.path(rd + "/rank_stats.json").string(), "--seed", std::to_string(rank.value("seed", 7) + r)};
-      b.insert(b.end(), {"--agreement", format_number(rank.value("agreement", Json(0.75)))});
-      rank_key = R.stage(rd + "/rank", b, rankings, {sk}, false);
-      if (!opts.dry_run) rater_stats = read_json_file(R.path(rd + "/rank_stats.json"), "rater statistics");
+      if (source == "human") {
+        HumanRankPaths hp;
+        hp.samples = R.path(rd + "/samples.jsonl");
+        hp.task_given = rank.contains("task");
+        RLHF_CHECK(!hp.task_given || rank["task"].is_string(), R.where(), ": rank.task must be a task directory (a string)");
+        hp.task_dir = hp.task_given ? fs::path(R.subst(rank["task"].get<std::string>())) : R.path(rd + "/label");
+        hp.rankings = rankings;
+        hp.world_json = have_world ? R.path("world/world.json").string() : "";
+        hp.where = R.where();
+        rank_key = R.stage(rd + "/rank", {}, rankings, {sk, rank.dump()}, false, [&] {
+          Json st = collect_human_rankings(rank, hp);
+          write_json_atomic(R.path(rd + "/label_status.json"), st);
+        });
+      } else {
+        std::vector<std::string> b = {"world", "rank", "--world", R.path("world/world.json").string(), "--samples",
+                                      R.path(rd + "/samples.jsonl").string(), "--out", rankings.string(), "--stats",
+                                      R.path(rd + "/rank_stats.json").string(), "--seed", std::to_string(rank.value("seed", 7) + r)};
+        b.insert(b.end(), {"--agreement", format_number(rank.value("agreement", Json(0.75)))});
+        rank_key = R.stage(rd + "/rank", b, rankings, {sk}, false);
+        if (!opts.dry_run) rater_stats = read_json_file(R.path(rd + "/rank_stats.json"), "rater statistics");
+      }
     } else {
       std::vector<std::string> files;
       if (rank.contains("files")) files = rank["files"].get<std::vector<std::string>>();

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/sft_data.h"
+#include "io/jsonl.h"
 #include "train/sft.h"
 
 namespace rlhf {
@@ -263,6 +264,36 @@ void run_reward(const RewardConfig& cfg) {
   Json resolved = cfg.resolved;
   resolved["_runtime"] = {{"threads", runtime().threads}, {"dtype", runtime().dtype}, {"device", runtime().device}};
   run_training(cfg.train, *rm.model, lora, int64_t(train.size()), hooks, "rm", resolved);
+}
+
+std::vector<std::vector<double>> score_records(RewardModel& rm, const Tokenizer& tok, const std::vector<JsonlRecord>& records,
+                                               int64_t max_length, const std::string& chat_template) {
+  PreferenceDataOptions po;
+  po.add_eos = false;
+  po.max_length = cap_to_context(max_length, rm.model->config());
+  po.chat_template = chat_template;
+  po.allow_unpaired = true;
+  po.allow_unranked = true;
+  PreferenceParser parser(tok, po);
+  const int64_t pad = rm.pad_id >= 0 ? rm.pad_id : 0;
+  std::vector<std::vector<double>> out;
+  torch::NoGradGuard ng;
+  for (auto& r : records) {
+    // Any record with responses is scored: a single completion reads as an unpaired record.
+    Json j = r.value;
+    if (j.contains("response") && !j.contains("completion")) j["completion"] = j["response"];
+    if (j.contains("completion") && !j.contains("label")) j["label"] = true;
+    PreferenceExample ex = parser.parse(j, r.where());
+    std::vector<const TokenizedExample*> seqs;
+    for (auto& resp : ex.responses) {
+      RLHF_CHECK(resp.loss_tokens() > 0, r.where(), ": a response has no tokens left within --max-length ", max_length);
+      seqs.push_back(&resp);
+    }
+    ComputeScope cs;
+    auto t = rm.score(collate(seqs, pad, device())).to(torch::kCPU).to(torch::kDouble).contiguous();
+    out.emplace_back(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+  }
+  return out;
 }
 
 }  // namespace rlhf

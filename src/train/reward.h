@@ -6,6 +6,7 @@
 #include <string>
 
 #include "data/preference_data.h"
+#include "io/jsonl.h"
 #include "model/lora.h"
 #include "train/loop.h"
 
@@ -40,6 +41,13 @@ struct RewardModel {
   torch::Tensor score(const Batch& b);
 };
 RewardModel load_reward_model(const std::string& dir);
+
+// The rewards of each record's responses, one forward pass per record, as `rlhf score` gives them:
+// {"prompt","responses":[...]} -> one per response; {"prompt","chosen","rejected"} -> chosen, rejected;
+// {"prompt","completion"|"response"} -> one. Throws naming the record when a response has no token
+// left within `max_length` (prompt + response tokens, capped to the model's context).
+std::vector<std::vector<double>> score_records(RewardModel& rm, const Tokenizer& tok, const std::vector<JsonlRecord>& records,
+                                               int64_t max_length, const std::string& chat_template);
 
 // Per-record Bradley-Terry loss of the records `idx` whose responses were scored as `rewards` (flat,
 // in FlatResponses order): the mean over each record's pairs (+ centering). Collects (better, worse)
