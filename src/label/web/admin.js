@@ -14,21 +14,9 @@
   let token = null;
   let timer = null;
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const el = window.rlhfCommon.el;
 
-  function readToken() {
-    const match = /(?:^#|&|#)token=([A-Za-z0-9_-]+)/.exec(location.hash);
-    if (match) {
-      sessionStorage.setItem(TOKEN_KEY, match[1]);
-      history.replaceState(null, '', location.pathname + location.search);
-    }
-    return sessionStorage.getItem(TOKEN_KEY);
-  }
+  const readToken = () => window.rlhfCommon.readToken(TOKEN_KEY);
 
   function isNumber(x) {
     return typeof x === 'number' && Number.isFinite(x);

@@ -55,12 +55,7 @@
 
   /* ---------- small DOM helpers ---------- */
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const el = window.rlhfCommon.el;
 
   function show(id, visible) {
     $(id).hidden = !visible;
@@ -92,14 +87,7 @@
 
   /* ---------- token and API ---------- */
 
-  function readToken() {
-    const match = /(?:^#|&|#)token=([A-Za-z0-9_-]+)/.exec(location.hash);
-    if (match) {
-      sessionStorage.setItem(TOKEN_KEY, match[1]);
-      history.replaceState(null, '', location.pathname + location.search);
-    }
-    return sessionStorage.getItem(TOKEN_KEY);
-  }
+  const readToken = () => window.rlhfCommon.readToken(TOKEN_KEY);
 
   class ApiError extends Error {
     constructor(status, message) {
