@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <map>
+#include <sstream>
 #include <set>
 #include <thread>
 
@@ -21,6 +23,7 @@
 #include "label/server.h"
 #include "label/task.h"
 #include "label/token.h"
+#include "lm_fixture.h"
 #include "test_util.h"
 
 namespace rlhf {
@@ -571,6 +574,59 @@ TEST(LabelCli, NewStatusExportAndRaters) {
   EXPECT_EQ(items[0].prompt, Json::parse(R"([{"role":"user","content":"q0"}])"));  // --chat
   EXPECT_EQ(items[0].responses[0], "a0");                                          // trimmed as rlhf world rank does
   EXPECT_EQ(items[0].source["model"], "m");
+}
+
+// --order uncertain --reward RM: items are served by the reward model's doubt, mean p(1 - p) over
+// response pairs with p = sigmoid(r_i - r_j), computed here from `rlhf score`'s rewards of the same
+// samples; identical responses (the model cannot tell them apart) come first with doubt 1/4.
+TEST(LabelCli, OrderUncertainServesWhatTheRewardModelSeparatesLeast) {
+  TempDir d;
+  test::make_tiny_lm(d / "rm");
+  {
+    std::string s;
+    const std::vector<std::vector<std::string>> resp = {{"The answer is 4.", "The quick brown fox."},
+                                                        {"same words", "same words", "same words"},
+                                                        {"Hello world, the lazy dog.", "7", "The answer is 12."},
+                                                        {"Yes.", "No, certainly not, never."}};
+    for (size_t i = 0; i < resp.size(); ++i)
+      s += Json{{"prompt", "What is " + std::to_string(i) + " plus 2?"}, {"responses", resp[i]}}.dump() + "\n";
+    test::write_bytes(d / "s.jsonl", s);
+  }
+  auto r = test::run_command(test::rlhf_bin() + " label new --samples " + (d / "s.jsonl").string() + " --out " +
+                             (d / "t").string() + " --order uncertain --reward " + (d / "rm").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto sc = test::run_command(test::rlhf_bin() + " score --reward " + (d / "rm").string() + " --data " + (d / "s.jsonl").string());
+  ASSERT_EQ(sc.exit_code, 0) << sc.err;
+  std::vector<double> doubt;
+  std::istringstream lines(sc.out);
+  for (std::string line; std::getline(lines, line);) {
+    auto rw = Json::parse(line)["rewards"].get<std::vector<double>>();
+    double sum = 0;
+    int n = 0;
+    for (size_t a = 0; a < rw.size(); ++a)
+      for (size_t b = a + 1; b < rw.size(); ++b, ++n) {
+        double p = 1 / (1 + std::exp(-(rw[a] - rw[b])));
+        sum += p * (1 - p);
+      }
+    doubt.push_back(sum / n);
+  }
+  ASSERT_EQ(doubt.size(), 4u);
+  EXPECT_DOUBLE_EQ(doubt[1], 0.25);
+  TaskStore store(d / "t");
+  auto items = store.items();
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(items[i].priority, doubt[i], 1e-6) << i;
+  auto w = *store.authenticate(label::read_secrets(d / "t")["raters"][0]["token"].get<std::string>());
+  std::vector<double> served;
+  int sid = 0;
+  while (auto it = store.next(w)) {
+    served.push_back(doubt[size_t(std::stoi((*it)["item_id"].get<std::string>()) - 1)]);
+    Json ranking = Json::array();
+    for (size_t p = 0; p < (*it)["responses"].size(); ++p) ranking.push_back(p);
+    store.submit(w, {{"item_id", (*it)["item_id"]}, {"ranking", ranking}, {"submission_id", "u" + std::to_string(sid++)}});
+  }
+  ASSERT_EQ(served.size(), 4u);
+  EXPECT_TRUE(std::is_sorted(served.rbegin(), served.rend())) << "most uncertain first";
+  EXPECT_DOUBLE_EQ(served[0], 0.25);
 }
 
 }  // namespace

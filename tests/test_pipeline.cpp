@@ -3,12 +3,15 @@
 // with the same results, and the same pipeline on "user" data (a given base model and rankings file).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <thread>
 
 #include "io/jsonl.h"
+#include "label/client.h"
+#include "label/task.h"
 #include "lm_fixture.h"
 #include "test_util.h"
 
@@ -160,6 +163,61 @@ TEST(Pipeline, HumanRankingThroughTheServerWithSimulatedRaters) {
   ASSERT_EQ(r2.exit_code, 0) << r2.err;
   EXPECT_NE(r2.err.find("48 of 48 labels so far"), std::string::npos) << r2.err;
   EXPECT_EQ(read_jsonl(d / "run/round1/rankings.jsonl").size(), recs.size());
+}
+
+// rank.source "human" with people (here: HTTP clients the test drives): the pipeline serves the task
+// and waits for min_labels; killed with SIGKILL while labels come in and run again, it serves the
+// same task with every acknowledged label and goes on once the quota is met.
+TEST(Pipeline, HumanRankingWaitsForPeopleAndSurvivesKillNine) {
+  TempDir d;
+  Json cfg = mini_demo((d / "run").string());
+  const int port = label::free_loopback_port();
+  cfg["rank"] = {{"source", "human"}, {"raters", {"ann", "bo"}}, {"port", port}, {"min_labels", 6}, {"heldout", 0.25}};
+  cfg.erase("rl");
+  write_json_atomic(d / "config.json", cfg);
+  const std::string cmd = test::rlhf_bin() + " --threads 1 pipeline --config " + (d / "config.json").string();
+  auto start = [&](const std::string& log) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      setpgid(0, 0);
+      execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >" + log + " 2>&1").c_str(), (char*)nullptr);
+      _exit(127);
+    }
+    setpgid(pid, pid);
+    return pid;
+  };
+  // People label n items each through the API, once the server answers.
+  auto label_some = [&](int64_t n) {
+    for (int i = 0; i < 600 && !fs::exists(d / "run/round1/label/raters.json"); ++i) usleep(100000);
+    Json sec = label::read_secrets(d / "run/round1/label");
+    label::ClientOptions co;
+    co.port = port;
+    co.max_labels_per_rater = n;
+    for (auto& r : sec["raters"]) co.tokens.push_back(r["token"]);
+    return label::run_rater_clients(co, [](const Json& item, size_t) {
+      Json ranking = Json::array();
+      for (size_t p = 0; p < item["responses"].size(); ++p) ranking.push_back(p);
+      return Json{{"ranking", ranking}};
+    });
+  };
+  pid_t p1 = start((d / "log1").string());
+  auto first = label_some(2);  // 4 labels: below the quota, the pipeline keeps waiting
+  EXPECT_TRUE(first.error.empty()) << first.error;
+  EXPECT_EQ(first.labels, 4);
+  usleep(300000);
+  int status = 0;
+  EXPECT_EQ(waitpid(p1, &status, WNOHANG), 0) << "the pipeline must wait for the quota";
+  kill(-p1, SIGKILL);
+  waitpid(p1, &status, 0);
+  pid_t p2 = start((d / "log2").string());
+  auto second = label_some(1);  // 2 more: 6
+  EXPECT_TRUE(second.error.empty()) << second.error;
+  for (int i = 0; i < 1200 && waitpid(p2, &status, WNOHANG) == 0; ++i) usleep(100000);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::read_bytes(d / "log2");
+  std::string log2 = test::read_bytes(d / "log2");
+  EXPECT_NE(log2.find("4 of 6 labels so far"), std::string::npos) << log2;
+  EXPECT_EQ(read_jsonl(d / "run/round1/rankings.jsonl").size(), 6u);
+  EXPECT_TRUE(fs::exists(d / "run/eval/eval.json"));
 }
 
 TEST(Pipeline, KillNineInTheMiddleResumesToTheSameResults) {
