@@ -153,10 +153,16 @@ TEST(Pipeline, HumanRankingThroughTheServerWithSimulatedRaters) {
   EXPECT_TRUE(st["agreement"]["pairwise"].is_number());
   auto recs = read_jsonl(d / "run/round1/rankings.jsonl");
   EXPECT_EQ(recs.size(), 48u);  // one record per label (the simulated raters never tie)
-  for (auto& rec : recs) EXPECT_TRUE(rec.value["rater"] == "ann" || rec.value["rater"] == "bo" || rec.value["rater"] == "cy");
+  for (auto& rec : recs) {
+    EXPECT_TRUE(rec.value["rater"] == "ann" || rec.value["rater"] == "bo" || rec.value["rater"] == "cy");
+    EXPECT_EQ(rec.value["gold"].size(), rec.value["responses"].size());  // the world's scores, for the gold ceiling
+  }
+  Json rs = read_json_file(d / "run/round1/rank_stats.json");
+  EXPECT_GT(rs["measured_agreement"].get<double>(), 0.6) << rs.dump();
   Json res = read_json_file(d / "run/eval/eval.json");
   ASSERT_EQ(res["policies"].size(), 3u);  // base, sft, dpo
   EXPECT_TRUE(res["policies"][2]["gold_mean"].is_number());
+  EXPECT_TRUE(res["reward_model"]["rater_agreement"].is_number()) << res["reward_model"].dump();
   // The rankings gone: the stage runs again on the same task, whose labels are all there.
   fs::remove(d / "run/round1/rankings.jsonl");
   auto r2 = run_pipeline_cli(d / "config.json");

@@ -7,6 +7,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/signals.h"
+#include "io/jsonl.h"
 #include "label/client.h"
 #include "label/items.h"
 #include "label/server.h"
@@ -32,6 +33,44 @@ std::vector<std::string> rater_names(const Json& rank, bool simulate, const std:
     out.push_back(x.get<std::string>());
   }
   return out;
+}
+
+// With the demo world: each exported record gets the gold score of its responses (as `rlhf world rank`
+// writes them), so the evaluation can report the gold rater's own accuracy on the held-out labels; and
+// the raters' agreement with the gold order over pairs whose gold scores differ.
+Json add_gold(const fs::path& rankings, const World& world) {
+  auto recs = read_jsonl(rankings);
+  JsonlWriter w(rankings);
+  int64_t pairs = 0, agree = 0;
+  for (auto& r : recs) {
+    Json j = r.value;
+    const std::string prompt = prompt_user_text(j["prompt"], r.where());
+    std::vector<std::string> resp = j.contains("responses") ? j["responses"].get<std::vector<std::string>>()
+                                                            : std::vector<std::string>{j["chosen"], j["rejected"]};
+    std::vector<double> gold;
+    for (auto& x : resp) gold.push_back(world.rate(prompt, x).score);
+    j["gold"] = gold;
+    std::vector<int> rank(resp.size(), 1);
+    if (j.contains("ranking")) {
+      int level = 0;
+      for (auto& e : j["ranking"]) {
+        for (auto& x : e.is_array() ? e : Json::array({e})) rank[size_t(x.get<int>())] = level;
+        ++level;
+      }
+    } else {
+      rank = {0, 1};  // chosen above rejected
+    }
+    for (size_t a = 0; a < resp.size(); ++a)
+      for (size_t b = 0; b < resp.size(); ++b)
+        if (rank[a] < rank[b] && gold[a] != gold[b]) {
+          ++pairs;
+          agree += gold[a] > gold[b];
+        }
+    w.write(j);
+  }
+  w.commit();
+  return {{"records", int64_t(recs.size())}, {"pairs_with_distinct_gold", pairs},
+          {"measured_agreement", pairs ? Json(double(agree) / double(pairs)) : Json(nullptr)}};
 }
 
 }  // namespace
@@ -123,7 +162,15 @@ Json collect_human_rankings(const Json& rank, const HumanRankPaths& p) {
   Json ex = store.export_labels(p.rankings, rank.value("aggregate", std::string("none")));
   log_info("exported ", ex["records"].get<int64_t>(), " rankings from ", ex["labels"].get<int64_t>(), " human labels to ",
            p.rankings.string());
-  return store.status();
+  Json out = {{"status", store.status()}};
+  if (!p.world_json.empty()) {
+    Json g = add_gold(p.rankings, World::load(p.world_json));
+    if (simulate) g["target_agreement"] = rank.value("agreement", 0.75);
+    log_info("the raters agree with the gold order on ", g["measured_agreement"].dump(), " of ",
+             g["pairs_with_distinct_gold"].get<int64_t>(), " ranked pairs whose gold scores differ");
+    out["gold"] = g;
+  }
+  return out;
 }
 
 }  // namespace rlhf

@@ -20,7 +20,8 @@ struct HumanRankPaths {
   std::string where;               // the config file, for errors
 };
 
-// Returns what `rlhf label status` shows at the end (per-rater counts, agreement).
+// Returns {"status": what `rlhf label status` shows at the end, "gold": with the demo world, the
+// raters' agreement with its gold order (each exported record then carries "gold" scores)}.
 Json collect_human_rankings(const Json& rank, const HumanRankPaths& p);
 
 }  // namespace rlhf

@@ -402,8 +402,11 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
         hp.where = R.where();
         rank_key = R.stage(rd + "/rank", {}, rankings, {sk, rank.dump()}, false, [&] {
           Json st = collect_human_rankings(rank, hp);
-          write_json_atomic(R.path(rd + "/label_status.json"), st);
+          write_json_atomic(R.path(rd + "/label_status.json"), st["status"]);
+          if (st.contains("gold")) write_json_atomic(R.path(rd + "/rank_stats.json"), st["gold"]);
         });
+        if (!opts.dry_run && fs::exists(R.path(rd + "/rank_stats.json")))
+          rater_stats = read_json_file(R.path(rd + "/rank_stats.json"), "rater statistics");
       } else {
         std::vector<std::string> b = {"world", "rank", "--world", R.path("world/world.json").string(), "--samples",
                                       R.path(rd + "/samples.jsonl").string(), "--out", rankings.string(), "--stats",
@@ -507,10 +510,18 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
   if (!rater_stats.is_null()) {
     extra["reward_model"] = {{"rater_agreement", rater_stats.value("measured_agreement", Json(nullptr))},
                              {"rater_agreement_target", rater_stats.value("target_agreement", Json(nullptr))}};
+    const bool people = source == "human" && !rank.value("simulate", false);
     extra["notes"] = Json::array(
-        {"Rankings come from simulated raters: Plackett-Luce over the gold score with noise calibrated to the target "
-         "pairwise agreement. The reward model's held-out accuracy is measured against these noisy labels; the gold "
-         "rater's own accuracy on the same labels is its ceiling.",
+        {people ? "Rankings come from people labelling in rlhf label. The reward model's held-out accuracy is measured "
+                  "against their labels; the gold rater's own accuracy on the same labels is its ceiling."
+                : source == "human"
+                    ? "Rankings come from simulated raters labelling through rlhf label's HTTP API: Plackett-Luce over the "
+                      "gold score with noise calibrated to the target pairwise agreement. The reward model's held-out "
+                      "accuracy is measured against these noisy labels; the gold rater's own accuracy on the same labels "
+                      "is its ceiling."
+                    : "Rankings come from simulated raters: Plackett-Luce over the gold score with noise calibrated to the "
+                      "target pairwise agreement. The reward model's held-out accuracy is measured against these noisy "
+                      "labels; the gold rater's own accuracy on the same labels is its ceiling.",
          "Every policy samples one response per evaluation prompt at temperature 1 with the same seeds; KL is "
          "log pi(y|x) - log pi_sft(y|x) summed over the response (nats per sequence); win rates count ties as half.",
          "Best-of-N samples N responses from SFT and keeps the one the learned reward likes best; its KL to SFT is "
