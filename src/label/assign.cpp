@@ -54,10 +54,12 @@ std::string submission_id(const Json& body) {
   return s;
 }
 
-// A ranking of k responses, best first, ties nested; every index exactly once.
+// A ranking of k responses, best first, ties nested; every index exactly once. Returns the ranks
+// per response (position as served).
 std::vector<int> check_ranking(const Json& r, size_t k) {
   if (!r.is_array() || r.empty()) throw ApiError(400, "\"ranking\" must be a non-empty list of response indices, best first");
-  std::vector<int> seen(k, 0);
+  std::vector<int> rank(k, -1);
+  int level = 0;
   for (const Json& e : r) {
     std::vector<Json> group = e.is_array() ? std::vector<Json>(e.begin(), e.end()) : std::vector<Json>{e};
     if (group.empty()) throw ApiError(400, "\"ranking\" has an empty tie group");
@@ -68,12 +70,14 @@ std::vector<int> check_ranking(const Json& r, size_t k) {
       if (i < 0 || i >= int64_t(k))
         throw ApiError(400, "\"ranking\" names response " + std::to_string(i) + " but there are " + std::to_string(k) +
                                 " (indices 0.." + std::to_string(k - 1) + ")");
-      if (seen[size_t(i)]++) throw ApiError(400, "\"ranking\" names response " + std::to_string(i) + " twice");
+      if (rank[size_t(i)] >= 0) throw ApiError(400, "\"ranking\" names response " + std::to_string(i) + " twice");
+      rank[size_t(i)] = level;
     }
+    ++level;
   }
   for (size_t i = 0; i < k; ++i)
-    if (!seen[i]) throw ApiError(400, "\"ranking\" leaves out response " + std::to_string(i) + "; rank every response (ties as nested lists)");
-  return seen;
+    if (rank[i] < 0) throw ApiError(400, "\"ranking\" leaves out response " + std::to_string(i) + "; rank every response (ties as nested lists)");
+  return rank;
 }
 
 // The optional fields of a label, checked; returned in the original response order.
@@ -316,10 +320,9 @@ Json TaskStore::submit(const Who& w, const Json& body) {
     label["choice"] = shown[0] == 0 ? choice : -choice;  // stored for the original A and B
   } else {
     if (!body.contains("ranking")) throw ApiError(400, "\"ranking\" is missing (response indices, best first)");
-    check_ranking(body["ranking"], k);
-    std::vector<int> rank(k, -1), served = rank_vector(body["ranking"], k);
+    std::vector<int> rank(k, -1), served = check_ranking(body["ranking"], k);
     for (size_t p = 0; p < k; ++p) rank[size_t(shown[p])] = served[p];
-    label["ranking"] = ranking_json(rank);
+    label["ranking"] = ranking_of(rank);
   }
   check_extras(body, k, opts_, shown, label);
   label["shown_order"] = shown;

@@ -85,35 +85,6 @@ void meta_set(Db& db, const std::string& key, const std::string& value) {
   db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)").bind(1, key).bind(2, value).run();
 }
 
-std::vector<int> rank_vector(const Json& ranking, size_t k) {
-  std::vector<int> r(k, -1);
-  int level = 0;
-  for (const Json& e : ranking) {
-    if (e.is_array()) {
-      for (const Json& x : e) r[size_t(x.get<int64_t>())] = level;
-    } else {
-      r[size_t(e.get<int64_t>())] = level;
-    }
-    ++level;
-  }
-  return r;
-}
-
-Json ranking_json(const std::vector<int>& rank) {
-  int top = -1;
-  for (int v : rank) top = std::max(top, v);
-  Json out = Json::array();
-  for (int level = 0; level <= top; ++level) {
-    std::vector<int> g;
-    for (size_t i = 0; i < rank.size(); ++i)
-      if (rank[i] == level) g.push_back(int(i));
-    if (g.empty()) continue;
-    if (g.size() == 1) out.push_back(g[0]);
-    else out.push_back(g);
-  }
-  return out;
-}
-
 }  // namespace detail
 
 Json TaskOptions::to_json() const {
@@ -133,6 +104,20 @@ TaskOptions TaskOptions::from_json(const Json& j) {
   o.order = j.value("order", o.order);
   o.seed = j.value("seed", o.seed);
   return o;
+}
+
+std::vector<int> ranks_of(const Json& ranking, size_t k) {
+  std::vector<std::vector<int>> groups;
+  for (const Json& e : ranking) groups.push_back(e.is_array() ? e.get<std::vector<int>>() : std::vector<int>{e.get<int>()});
+  return ranks_from_groups(groups, int(k));
+}
+
+Json ranking_of(const std::vector<int>& rank) {
+  Json out = Json::array();
+  for (auto& g : groups_from_ranks(rank))
+    if (g.size() == 1) out.push_back(g[0]);
+    else out.push_back(g);
+  return out;
 }
 
 int64_t parse_item_id(const Json& v) {
@@ -396,9 +381,7 @@ Json TaskStore::status() {
     for (auto& [id, v] : by_item) {
       std::vector<RaterRanking> x;
       for (auto* r : v) {
-        size_t k = 0;  // a stored ranking names every response once
-        for (auto& e : r->label["ranking"]) k += e.is_array() ? e.size() : 1;
-        x.push_back({r->rater, rank_vector(r->label["ranking"], k)});
+        x.push_back({r->rater, ranks_of(r->label["ranking"], r->label["shown_order"].size())});
       }
       items.push_back(std::move(x));
     }
@@ -509,7 +492,7 @@ Json TaskStore::export_labels(const fs::path& out, const std::string& aggregate)
         rec = pair_record(prompt, resp, p_first(r.label["choice"].get<int>()));
         rec["choice"] = r.label["choice"];
       } else {
-        auto rank = rank_vector(r.label["ranking"], resp.size());
+        auto rank = ranks_of(r.label["ranking"], resp.size());
         if (!has_strict_pair(rank)) {
           ++no_preference;
           continue;
@@ -541,13 +524,13 @@ Json TaskStore::export_labels(const fs::path& out, const std::string& aggregate)
         rec["choices"] = raw;
       } else {
         std::vector<std::vector<int>> ranks;
-        for (auto* r : v) ranks.push_back(rank_vector(r->label["ranking"], resp.size()));
+        for (auto* r : v) ranks.push_back(ranks_of(r->label["ranking"], resp.size()));
         auto cons = aggregate == "mean-rank" ? consensus_mean_rank(ranks) : consensus_ranked_pairs(ranks);
         if (!has_strict_pair(cons)) {
           ++no_preference;
           continue;
         }
-        rec = {{"prompt", prompt}, {"responses", resp}, {"ranking", ranking_json(cons)}, {"rankings", raw}};
+        rec = {{"prompt", prompt}, {"responses", resp}, {"ranking", ranking_of(cons)}, {"rankings", raw}};
       }
       rec["item_id"] = std::to_string(id);
       rec["raters"] = names;

@@ -128,6 +128,11 @@ Json read_secrets(const fs::path& dir);
 // The URLs that open the app as each rater and as the admin, for a server at `base` (http://host:port).
 std::vector<std::pair<std::string, std::string>> rater_urls(const fs::path& dir, const std::string& base);
 
+// A ranking as the API and the export write it ([2, [0, 3], 1]: best first, ties nested) as ranks
+// per response (0 = best, equal = tie; label/agreement.h's rank vectors), and back.
+std::vector<int> ranks_of(const Json& ranking, size_t k);
+Json ranking_of(const std::vector<int>& rank);
+
 // "17" -> 17; anything else (not a string of digits) -> ApiError 400 naming the field.
 int64_t parse_item_id(const Json& v);
 

@@ -16,10 +16,5 @@ namespace detail {
 double now_seconds();  // wall clock (leases outlive a restart of the server)
 std::string meta_get(Db& db, const std::string& key);
 void meta_set(Db& db, const std::string& key, const std::string& value);
-// A validated ranking ([2, [0, 3], 1], best first) as ranks per response (0 = best, equal = tie).
-std::vector<int> rank_vector(const Json& ranking, size_t k);
-// And back: rank groups as a ranking list, ties nested.
-Json ranking_json(const std::vector<int>& rank);
-
 }  // namespace detail
 }  // namespace rlhf::label

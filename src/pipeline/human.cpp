@@ -1,6 +1,7 @@
 #include "pipeline/human.h"
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "core/error.h"
@@ -50,16 +51,8 @@ Json add_gold(const fs::path& rankings, const World& world) {
     std::vector<double> gold;
     for (auto& x : resp) gold.push_back(world.rate(prompt, x).score);
     j["gold"] = gold;
-    std::vector<int> rank(resp.size(), 1);
-    if (j.contains("ranking")) {
-      int level = 0;
-      for (auto& e : j["ranking"]) {
-        for (auto& x : e.is_array() ? e : Json::array({e})) rank[size_t(x.get<int>())] = level;
-        ++level;
-      }
-    } else {
-      rank = {0, 1};  // chosen above rejected
-    }
+    // Pairs mode's records: chosen above rejected.
+    std::vector<int> rank = j.contains("ranking") ? label::ranks_of(j["ranking"], resp.size()) : std::vector<int>{0, 1};
     for (size_t a = 0; a < resp.size(); ++a)
       for (size_t b = 0; b < resp.size(); ++b)
         if (rank[a] < rank[b] && gold[a] != gold[b]) {
@@ -122,16 +115,17 @@ Json collect_human_rankings(const Json& rank, const HumanRankPaths& p) {
   for (auto& [name, url] : label::rater_urls(p.task_dir, srv.base_url())) log_info("  ", name, ": ", url);
 
   // 3. simulated raters, through the same HTTP requests as the app
+  std::optional<World> world;
+  if (!p.world_json.empty()) world.emplace(World::load(p.world_json));
   if (simulate) {
-    RLHF_CHECK(!p.world_json.empty(), p.where, ": rank.simulate needs the demo \"world\" (its gold rater)");
-    World world = World::load(p.world_json);
+    RLHF_CHECK(world, p.where, ": rank.simulate needs the demo \"world\" (its gold rater)");
     Json sec = label::read_secrets(p.task_dir);
     label::ClientOptions co;
     co.host = so.host == "0.0.0.0" ? "127.0.0.1" : so.host;
     co.port = std::stoi(srv.base_url().substr(srv.base_url().rfind(':') + 1));
     for (auto& r : sec["raters"]) co.tokens.push_back(r["token"].get<std::string>());
     double tau = 0;
-    auto policy = label::world_rater_policy(world, store.items(), store.options().mode, rank.value("agreement", 0.75),
+    auto policy = label::world_rater_policy(*world, store.items(), store.options().mode, rank.value("agreement", 0.75),
                                             uint64_t(rank.value("seed", 7)), &tau);
     auto st = label::run_rater_clients(co, policy);
     RLHF_CHECK(st.error.empty(), "simulated raters: ", st.error);
@@ -163,8 +157,8 @@ Json collect_human_rankings(const Json& rank, const HumanRankPaths& p) {
   log_info("exported ", ex["records"].get<int64_t>(), " rankings from ", ex["labels"].get<int64_t>(), " human labels to ",
            p.rankings.string());
   Json out = {{"status", store.status()}};
-  if (!p.world_json.empty()) {
-    Json g = add_gold(p.rankings, World::load(p.world_json));
+  if (world) {
+    Json g = add_gold(p.rankings, *world);
     if (simulate) g["target_agreement"] = rank.value("agreement", 0.75);
     log_info("the raters agree with the gold order on ", g["measured_agreement"].dump(), " of ",
              g["pairs_with_distinct_gold"].get<int64_t>(), " ranked pairs whose gold scores differ");
