@@ -576,6 +576,42 @@ TEST(LabelCli, NewStatusExportAndRaters) {
   EXPECT_EQ(items[0].source["model"], "m");
 }
 
+// `rlhf label simulate`: the demo world's raters label a served task through the HTTP API, one client
+// per rater token, until the server has nothing left.
+TEST(LabelCli, SimulateLabelsAServedTaskThroughTheApi) {
+  TempDir d;
+  const std::string bin = test::rlhf_bin();
+  ASSERT_EQ(test::run_command(bin + " world generate --out " + (d / "w").string() +
+                              " --pretrain-docs 10 --sft-examples 2 --train-prompts 6 --eval-prompts 2").exit_code, 0);
+  {
+    std::string s;
+    for (auto& r : read_jsonl(d / "w/prompts.jsonl"))
+      s += Json{{"prompt", r.value["prompt"]}, {"responses", {"I do not know.", "Yes.", "No."}}}.dump() + "\n";
+    test::write_bytes(d / "s.jsonl", s);
+  }
+  ASSERT_EQ(test::run_command(bin + " label new --chat --raters a,b --overlap 2 --samples " + (d / "s.jsonl").string() +
+                              " --out " + (d / "t").string()).exit_code, 0);
+  const int port = label::free_loopback_port();
+  pid_t srv = fork();
+  if (srv == 0) {
+    std::string p = std::to_string(port), t = (d / "t").string();
+    if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) _exit(126);
+    execl(bin.c_str(), bin.c_str(), "label", "serve", "--task", t.c_str(), "--port", p.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  auto r = test::run_command(bin + " label simulate --task " + (d / "t").string() + " --world " + (d / "w/world.json").string() +
+                             " --port " + std::to_string(port));
+  ::kill(srv, SIGTERM);
+  ::waitpid(srv, nullptr, 0);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json st = Json::parse(r.out);
+  EXPECT_EQ(st["labels"], 12);  // 6 items x overlap 2
+  EXPECT_EQ(st["duplicates"], 0);
+  TaskStore store(d / "t");
+  EXPECT_EQ(store.counts().labels, 12);
+  EXPECT_EQ(store.counts().open_slots, 0);
+}
+
 // --order uncertain --reward RM: items are served by the reward model's doubt, mean p(1 - p) over
 // response pairs with p = sigmoid(r_i - r_j), computed here from `rlhf score`'s rewards of the same
 // samples; identical responses (the model cannot tell them apart) come first with doubt 1/4.
