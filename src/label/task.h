@@ -120,6 +120,7 @@ class TaskStore {
   fs::path dir_;
   Db db_;
   TaskOptions opts_;
+  std::string admin_hash_;
   std::mutex mu_;
 };
 
