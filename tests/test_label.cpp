@@ -521,14 +521,15 @@ TEST(LabelServer, FiftyRatersAndKillNineLoseNothing) {
   store.export_labels(d / "out.jsonl", "none");
   auto recs = read_jsonl(d / "out.jsonl");
   EXPECT_EQ(int64_t(recs.size()), st.labels);
-  std::set<std::pair<std::string, std::string>> seen;
+  std::set<std::pair<std::string, std::string>> seen, acked;
   for (auto& r : recs) {
     EXPECT_TRUE(seen.insert({r.value["item_id"].get<std::string>(), r.value["rater"].get<std::string>()}).second) << "a duplicate label";
     EXPECT_EQ(r.value["ranking"], Json({3, 2, 1, 0}));
   }
-  std::set<std::string> items;
-  for (auto& a : st.acknowledged) items.insert(a.item_id);
-  EXPECT_EQ(items.size(), 150u);
+  // Exactly the (item, rater) pairs that were answered 200, each with the ranking that rater sent.
+  for (auto& a : st.acknowledged) acked.insert({a.item_id, sec["raters"][a.rater]["name"].get<std::string>()});
+  EXPECT_EQ(acked.size(), 300u);
+  EXPECT_TRUE(seen == acked);
   EXPECT_EQ(store.counts().open_slots, 0);
 }
 

@@ -108,7 +108,7 @@ ClientStats run_rater_clients(const ClientOptions& o, const RaterPolicy& policy)
         mine.next_ms.push_back(next_ms);
         mine.submit_ms.push_back(submit_ms);
         mine.pair_ms.push_back(next_ms + submit_ms);
-        mine.acknowledged.push_back({item["item_id"].get<std::string>(), o.tokens[r].substr(0, 8), body});
+        mine.acknowledged.push_back({item["item_id"].get<std::string>(), r, body});
         if (o.think_ms > 0) std::this_thread::sleep_for(std::chrono::microseconds(int64_t(o.think_ms * 1000)));
       }
       std::lock_guard<std::mutex> g(mu);

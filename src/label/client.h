@@ -27,8 +27,9 @@ struct ClientOptions {
 };
 
 struct Acknowledged {
-  std::string item_id, rater_token_prefix;
-  Json body;
+  std::string item_id;
+  size_t rater = 0;  // index into ClientOptions::tokens
+  Json body;         // what was sent
 };
 
 struct ClientStats {
