@@ -36,6 +36,8 @@ Command add_eval(CLI::App& root);
 Command add_demo(CLI::App& root);
 Command add_chat_template(CLI::App& root);
 Command add_label(CLI::App& root);
+Command add_judge(CLI::App& root);
+Command add_cai(CLI::App& root);
 
 // --chat-template NAME and --chat-template-path FILE (both into `spec`, which ChatTemplate::for_tokenizer
 // takes) and --date YYYY-MM-DD (strftime_now's date for every render); `what` prefixes the help text.

@@ -84,6 +84,8 @@ int main(int argc, char** argv) {
       rlhf::cli::add_demo(app),
       rlhf::cli::add_chat_template(app),
       rlhf::cli::add_label(app),
+      rlhf::cli::add_judge(app),
+      rlhf::cli::add_cai(app),
   };
 
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -102,30 +102,55 @@ void generate_group(TransformerImpl& model, const std::vector<std::vector<int64_
   for (size_t i = 0; i < count; ++i) lmax = std::max<int64_t>(lmax, int64_t(prompts[first + i].size()));
   const int64_t max_new = std::min(p.max_new_tokens, cfg.n_ctx - 1);  // a row also stops at its context end
   const int64_t P = int64_t(count);
+  // The prefix every prompt of the group shares (each keeps at least one token of its own).
+  int64_t L = 0;
+  if (p.share_prefix && P > 1) {
+    size_t lcp = prompts[first].size(), shortest = prompts[first].size();
+    for (size_t i = 1; i < count; ++i) {
+      const auto& a = prompts[first], &b = prompts[first + i];
+      size_t k = 0;
+      while (k < lcp && k < b.size() && a[k] == b[k]) ++k;
+      lcp = k;
+      shortest = std::min(shortest, b.size());
+    }
+    lcp = std::min(lcp, shortest - 1);
+    if (int64_t(lcp) >= p.min_shared_prefix) L = int64_t(lcp);
+  }
+  const int64_t smax = lmax - L;  // the batch's columns after the shared prefix
 
-  // 1. Left-padded prompt batch and its mask.
-  std::vector<int64_t> ids(size_t(P * lmax), p.pad_id), mask(size_t(P * lmax), 0);
+  // 1. Left-padded prompt batch (after the shared prefix) and its mask.
+  std::vector<int64_t> ids(size_t(P * smax), p.pad_id), mask(size_t(P * smax), 0);
   for (int64_t i = 0; i < P; ++i) {
     const auto& pr = prompts[first + size_t(i)];
-    int64_t off = lmax - int64_t(pr.size());
-    for (size_t t = 0; t < pr.size(); ++t) {
-      ids[size_t(i * lmax + off) + t] = pr[t];
-      mask[size_t(i * lmax + off) + t] = 1;
+    const int64_t len = int64_t(pr.size()) - L;
+    int64_t off = smax - len;
+    for (int64_t t = 0; t < len; ++t) {
+      ids[size_t(i * smax + off + t)] = pr[size_t(L + t)];
+      mask[size_t(i * smax + off + t)] = 1;
     }
     st.prompt_tokens += int64_t(pr.size());
   }
   auto lopt = torch::TensorOptions().dtype(torch::kLong);
-  auto ids_t = torch::from_blob(ids.data(), {P, lmax}, lopt).to(dev);
-  auto mask_t = torch::from_blob(mask.data(), {P, lmax}, lopt).to(dev);
+  auto ids_t = torch::from_blob(ids.data(), {P, smax}, lopt).to(dev);
+  auto mask_t = torch::from_blob(mask.data(), {P, smax}, lopt).to(dev);
 
-  // 2. Prefill once per prompt, then repeat the cache rows for the n samples.
+  // 2. Prefill once per prompt (the shared prefix once for the group), then repeat the cache rows for
+  //    the n samples. Positions follow the key mask, so the padding between prefix and rest is skipped.
   auto t0 = Clock::now();
   KVCache cache;
-  cache.init(cfg, P, lmax + max_new, use_bf16() ? torch::kBFloat16 : torch::kFloat, dev);
+  cache.init(cfg, L > 0 ? 1 : P, lmax + max_new, use_bf16() ? torch::kBFloat16 : torch::kFloat, dev);
+  if (L > 0) {
+    const auto& pr = prompts[first];
+    auto pre = torch::tensor(std::vector<int64_t>(pr.begin(), pr.begin() + L), lopt).unsqueeze(0).to(dev);
+    ForwardArgs pa;
+    pa.cache = &cache;
+    model.hidden(pre, pa);
+    cache.repeat_rows(P);
+  }
   ForwardArgs args;
   args.attention_mask = mask_t;
   args.cache = &cache;
-  auto h = model.hidden(ids_t, args).select(1, lmax - 1);  // (P, C): left padding puts the last token at the end
+  auto h = model.hidden(ids_t, args).select(1, smax - 1);  // (P, C): left padding puts the last token at the end
   auto logits = model.head(h).to(torch::kFloat);           // (P, V)
   cache.repeat_rows(p.n);
   logits = logits.repeat_interleave(p.n, 0);

@@ -38,6 +38,11 @@ struct GenerateParams {
   // Token ids -> text, for stop strings and Generation::text (e.g. Tokenizer::decode without specials).
   std::function<std::string(const std::vector<int64_t>&)> decode;
   bool progress = false;         // show a progress bar over prompts
+  // Prefill the longest prefix that every prompt of a batch shares once and copy its cache into each
+  // row, the rest of each prompt after it (left-padded in between, masked): same results, less prefill
+  // when prompts start with the same instructions and few-shot examples (rlhf cai revise).
+  bool share_prefix = false;
+  int64_t min_shared_prefix = 16;  // shorter shared prefixes are prefilled with the rest
 };
 
 struct Generation {
