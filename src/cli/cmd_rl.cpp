@@ -23,11 +23,22 @@ Command add_rl(CLI::App& root, const std::string& algo, const std::string& help)
   auto* app = root.add_subcommand(algo, help);
   add_config_option(app);
   app->add_option("--policy", c->policy, "SFT model to start from (directory or LoRA adapter)")->required();
-  app->add_option("--reward", c->reward, "reward model directory")->required();
+  auto* rw = app->add_option("--reward", c->reward, "reward model directory");
+  auto* rj = app->add_option("--reward-judge", c->reward_judge,
+                             "direct RLAIF instead of a reward model: a judge model whose expected score (1-10, from the "
+                             "constitution's score options) rescaled to [-1, 1] is the reward");
+  rw->excludes(rj);
+  app->add_option("--constitution", c->constitution, "with --reward-judge: the constitution JSON (score question and options)");
+  app->add_option("--judge-chat-template", c->judge_chat_template, "with --reward-judge: the judge's chat template "
+                                                                    "(default: its tokenizer's)");
+  app->add_option("--judge-batch-rows", c->judge_batch_rows, "with --reward-judge: sequences per judge forward pass")
+      ->capture_default_str();
+  app->add_flag("--judge-retokenize", c->judge_retokenize,
+                "with --reward-judge: accept a judge whose tokenizer differs from the policy's");
   app->add_option("--ref-model", c->ref_model,
                   "KL reference (default: the starting --policy; in iterated RLHF pass the SFT model)");
   if (algo == "ppo") {
-    app->add_option("--value-model", c->value_model, "critic initialisation (default: the reward model)");
+    app->add_option("--value-model", c->value_model, "critic initialisation (default: the reward model; with --reward-judge the policy)");
     app->add_flag("--shared-value", c->shared_value, "a value head on the policy instead of a separate critic");
     app->add_option("--vf-coef", c->vf_coef, "value loss coefficient")->capture_default_str();
     app->add_option("--cliprange-value", c->cliprange_value, "value clipping range")->capture_default_str();

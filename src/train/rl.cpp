@@ -21,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/reward.h"
+#include "feedback/judge.h"
 #include "train/sft.h"
 
 namespace rlhf {
@@ -135,7 +136,11 @@ void run_rl(const RlConfig& cfg_in) {
   RLHF_CHECK(cfg.kl_in == "reward" || cfg.kl_in == "loss", "--kl-in must be reward or loss");
   RLHF_CHECK(!ppo || cfg.kl_in == "reward", "PPO puts the KL penalty in the reward (--kl-in reward)");
   RLHF_CHECK(!cfg.policy.empty() && !cfg.prompts.empty() && !cfg.out.empty(), "--policy, --prompts and --out are required");
-  RLHF_CHECK(!cfg.reward.empty() || cfg.reward_fn, "--reward (a reward model directory) is required");
+  RLHF_CHECK(!cfg.reward.empty() || cfg.reward_fn || !cfg.reward_judge.empty(),
+             "give --reward RM_DIR (a reward model) or --reward-judge JUDGE --constitution C (direct RLAIF)");
+  RLHF_CHECK(cfg.reward.empty() || cfg.reward_judge.empty(), "give --reward or --reward-judge, not both");
+  RLHF_CHECK(cfg.reward_judge.empty() || !cfg.constitution.empty(),
+             "--reward-judge needs --constitution C (the judge's score question and options)");
   RLHF_CHECK(cfg.temperature > 0, "--temperature must be > 0 for RL (samples must come from the policy)");
   const int64_t G = std::max<int64_t>(1, cfg.group);
   RLHF_CHECK(ppo || G >= 2, cfg.algo, " needs --group >= 2 samples per prompt");
@@ -217,7 +222,23 @@ void run_rl(const RlConfig& cfg_in) {
   std::optional<RewardModel> rm;
   std::shared_ptr<Tokenizer> rm_tok;
   bool retokenize = false;
-  if (!cfg.reward_fn) {
+  std::optional<JudgeModel> judge_model;
+  std::optional<Constitution> constitution;
+  std::unique_ptr<AiJudge> judge;
+  if (!cfg.reward_judge.empty()) {
+    JudgeOptions jo;
+    jo.chat = true;
+    jo.chat_template = cfg.judge_chat_template;
+    jo.batch_rows = cfg.judge_batch_rows;
+    constitution = load_constitution(cfg.constitution);
+    judge_model = load_judge(cfg.reward_judge, "", jo);
+    RLHF_CHECK(cfg.judge_retokenize || same_tokenizer(*tok, *judge_model->tok), "--reward-judge ", cfg.reward_judge,
+               ": the judge's tokenizer differs from the policy's (", cfg.policy, "); the judge would read the policy's "
+               "responses re-tokenised as text. Use a judge with the policy's tokenizer, or pass --judge-retokenize to accept that");
+    judge = std::make_unique<AiJudge>(*judge_model, *constitution, jo);
+    log_info("direct RLAIF: rewards are ", cfg.reward_judge, "'s expected score on \"", constitution->judge.score_question,
+             "\", rescaled to [-1, 1]");
+  } else if (!cfg.reward_fn) {
     rm = load_reward_model(cfg.reward);
     rm_tok = Tokenizer::load(cfg.reward);
     retokenize = !same_tokenizer(*tok, *rm_tok);
@@ -233,7 +254,8 @@ void run_rl(const RlConfig& cfg_in) {
     value_head->bias.zero_();
     value_head->to(device());
   } else if (ppo) {
-    std::string vdir = cfg.value_model.empty() ? cfg.reward : cfg.value_model;
+    // With a judge there is no reward model to start the critic from: the policy's own weights then.
+    std::string vdir = !cfg.value_model.empty() ? cfg.value_model : !cfg.reward.empty() ? cfg.reward : cfg.policy;
     RLHF_CHECK(!vdir.empty(), "PPO needs a value model: --value-model, a --reward model to start it from, or --shared-value");
     value = load_model_or_adapter(vdir, Head::Score, cfg.seed);
     merge_lora(*value);
@@ -357,7 +379,12 @@ void run_rl(const RlConfig& cfg_in) {
       texts_r.push_back(ro.responses[size_t(r)]);
     }
     torch::Tensor scores;
-    if (cfg.reward_fn) {
+    if (judge) {
+      std::vector<Json> jp;
+      for (int64_t r = 0; r < ro.N; ++r) jp.push_back(prompts[size_t(batch[size_t(ro.prompt_of[size_t(r)])])].prompt);
+      auto s = judge->rewards(jp, texts_r);
+      scores = torch::tensor(s, torch::kDouble).to(torch::kFloat).to(dev);
+    } else if (cfg.reward_fn) {
       auto s = cfg.reward_fn(texts_p, texts_r);
       RLHF_CHECK(int64_t(s.size()) == ro.N, "the reward function returned ", s.size(), " scores for ", ro.N, " responses");
       scores = torch::tensor(s, torch::kDouble).to(torch::kFloat).to(dev);

@@ -20,7 +20,14 @@ namespace rlhf {
 struct RlConfig {
   std::string algo = "ppo";      // ppo | grpo | rloo
   std::string policy;            // SFT model (directory or LoRA adapter)
-  std::string reward;            // reward model directory ("" only with reward_fn)
+  std::string reward;            // reward model directory ("" only with reward_fn or reward_judge)
+  // Direct RLAIF (Lee et al. 2023): the reward is a judge model's expected score on the constitution's
+  // score question (1..n from the option probabilities), rescaled to [-1, 1]; no reward model.
+  std::string reward_judge;      // judge model directory
+  std::string constitution;      // its constitution JSON
+  std::string judge_chat_template;   // "" = the judge tokenizer's
+  int64_t judge_batch_rows = 32;
+  bool judge_retokenize = false;     // allow a judge whose tokenizer differs from the policy's
   std::string ref_model;         // KL reference ("" = the starting policy; set it to the SFT model in later rounds)
   std::string value_model;       // PPO critic initialisation ("" = the reward model, as InstructGPT)
   std::string tokenizer;         // "" = the policy's
