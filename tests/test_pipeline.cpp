@@ -109,6 +109,83 @@ TEST(Pipeline, MiniDemoRunsThenSkipsEverythingOnRerun) {
   EXPECT_NE(r4.out.find("[round1/ppo] rlhf ppo --policy"), std::string::npos) << r4.out;
 }
 
+// Constitutional AI and RLAIF (issue 18) in the pipeline: the world's corpus carries feedback text and
+// its constitution; "cai" critiques and revises the SFT model's answers and fine-tunes sl-cai on them;
+// "rlaif" labels the round's samples with the base model as judge, trains a reward model, PPO and DPO
+// on those labels, and PPO on the judge's own score (direct); the report measures the AI labeller
+// against the gold order and the simulated raters.
+Json with_feedback(Json cfg) {
+  cfg["world"]["judge_docs"] = 300;
+  cfg["world"]["score_docs"] = 100;
+  cfg["world"]["critique_docs"] = 100;
+  cfg["pretrain"]["n_ctx"] = 128;
+  return cfg;
+}
+
+TEST(Pipeline, ConstitutionalAiAndRlaifArmsAreEvaluated) {
+  TempDir d;
+  Json cfg = with_feedback(mini_demo((d / "run").string()));
+  cfg["cai"] = {{"rounds", 1}, {"max_new_tokens", 6}, {"start_rl_from", "sft"}};
+  cfg["rlaif"] = {{"direct", true}, {"seed", 2}};
+  write_json_atomic(d / "config.json", cfg);
+  auto r = run_pipeline_cli(d / "config.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err.substr(r.err.size() > 4000 ? r.err.size() - 4000 : 0);
+  EXPECT_TRUE(fs::exists(d / "run/world/constitution.json"));
+  EXPECT_TRUE(fs::exists(d / "run/cai/transcripts.jsonl"));
+  EXPECT_TRUE(fs::exists(d / "run/round1/rlaif/rankings.jsonl"));
+  Json res = read_json_file(d / "run/eval/eval.json");
+  std::vector<std::string> names;
+  for (auto& p : res["policies"]) {
+    names.push_back(p["name"]);
+    EXPECT_TRUE(p["gold_mean"].is_number()) << p.dump();
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"base", "sft", "ppo", "dpo", "sl-cai", "rlaif-ppo", "rlaif-dpo",
+                                             "rlaif-direct-ppo"}));
+  const Json& ai = res["ai_feedback"]["rlaif"];
+  for (const char* k : {"gold_agreement", "rater_agreement", "position_consistency", "comparisons"})
+    EXPECT_TRUE(ai[k].is_number()) << k << ": " << ai.dump();
+  EXPECT_NE(test::read_bytes(d / "run/eval/report.md").find("## AI feedback"), std::string::npos);
+  // The AI rankings are over the same samples as the simulated raters'.
+  EXPECT_EQ(read_jsonl(d / "run/round1/rlaif/rankings.jsonl").size(), read_jsonl(d / "run/round1/rankings.jsonl").size());
+  // A rerun has nothing to do.
+  auto r2 = run_pipeline_cli(d / "config.json");
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_EQ(r2.err.find(": running"), std::string::npos) << r2.err;
+}
+
+// rank.source "mix": simulated raters label some prompt families and the AI judge the others, as the
+// CAI paper's preference model had human helpfulness and AI harmlessness labels.
+TEST(Pipeline, MixedHumanAndAiLabels) {
+  TempDir d;
+  Json cfg = with_feedback(mini_demo((d / "run").string()));
+  cfg.erase("rl");
+  cfg["eval"].erase("best_of_n");
+  cfg["rank"] = {{"source", "mix"}, {"heldout", 0.25},
+                 {"parts", {{{"source", "simulated"}, {"agreement", 0.8}, {"where", {{"family", {"arithmetic", "format", "known", "unknown"}}}}},
+                            {{"source", "ai"}, {"principle", "harmless"}}}}};
+  write_json_atomic(d / "config.json", cfg);
+  auto r = run_pipeline_cli(d / "config.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err.substr(r.err.size() > 4000 ? r.err.size() - 4000 : 0);
+  int64_t ai = 0, other = 0;
+  for (auto& rec : read_jsonl(d / "run/round1/rankings.jsonl")) {
+    bool is_ai = rec.value.value("source", "") == "ai";
+    ai += is_ai;
+    other += !is_ai;
+    const std::string fam = rec.value.value("family", "");
+    EXPECT_EQ(is_ai, fam == "harmful" || fam == "lookalike") << rec.value.dump();
+  }
+  EXPECT_GT(ai, 0);
+  EXPECT_GT(other, 0);
+  Json res = read_json_file(d / "run/eval/eval.json");
+  EXPECT_TRUE(res["ai_feedback"]["mix_part1"]["position_consistency"].is_number()) << res["ai_feedback"].dump();
+  // A part that selects nothing is refused by name.
+  cfg["rank"]["parts"][0]["where"] = {{"family", {"nonexistent"}}};
+  write_json_atomic(d / "config2.json", cfg);
+  auto r2 = run_pipeline_cli(d / "config2.json");
+  EXPECT_NE(r2.exit_code, 0);
+  EXPECT_NE(r2.err.find("rank.parts[0] receives no samples"), std::string::npos) << r2.err;
+}
+
 // "lora": true in the sft, reward, rl and dpo sections (issue 16): each stage's product is a PEFT
 // adapter, the next stages read it (sampling, the reward model and RL from the SFT adapter, the
 // evaluation from the RL and DPO adapters), and the pipeline finishes.

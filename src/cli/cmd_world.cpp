@@ -34,8 +34,13 @@ void run_generate(const WorldOpts& o) {
     return;
   }
   log_info("wrote the demo world (seed ", o.world.seed, ") to ", o.out, ": world.json, pretrain.jsonl (",
-           o.world.pretrain_docs, " dialogues + knowledge-base facts), sft.jsonl (", o.world.sft_examples,
-           " demonstrations), prompts.jsonl (", o.world.train_prompts, "), eval_prompts.jsonl (", o.world.eval_prompts, ")");
+           o.world.pretrain_docs, " dialogues + knowledge-base facts",
+           o.world.judge_docs + o.world.score_docs + o.world.critique_docs > 0
+               ? " + " + std::to_string(o.world.judge_docs) + " comparisons, " + std::to_string(o.world.score_docs) +
+                     " scores, " + std::to_string(o.world.critique_docs) + " critiques"
+               : std::string(),
+           "), sft.jsonl (", o.world.sft_examples, " demonstrations), prompts.jsonl (", o.world.train_prompts,
+           "), eval_prompts.jsonl (", o.world.eval_prompts, "), constitution.json");
 }
 
 void run_rate(const WorldOpts& o) {
@@ -136,6 +141,14 @@ Command add_world(CLI::App& root) {
   gen->add_option("--train-prompts", o->world.train_prompts, "prompts in prompts.jsonl (sampling, RL)")
       ->capture_default_str();
   gen->add_option("--eval-prompts", o->world.eval_prompts, "prompts in eval_prompts.jsonl")->capture_default_str();
+  gen->add_option("--judge-docs", o->world.judge_docs, "corpus comparisons of two responses under a principle of "
+                                                       "constitution.json, answered \"Response A/B\" (style tiny)")
+      ->capture_default_str();
+  gen->add_option("--score-docs", o->world.score_docs, "corpus answers rated 1-10 (style tiny)")->capture_default_str();
+  gen->add_option("--critique-docs", o->world.critique_docs, "corpus critique -> revision conversations (style tiny)")
+      ->capture_default_str();
+  gen->add_option("--feedback-noise", o->world.feedback_noise, "share of those feedback documents whose verdict is wrong")
+      ->capture_default_str();
 
   auto* rate = app->add_subcommand("rate", "Gold-rate sampled responses (JSONL with \"prompt\" and \"responses\" or "
                                            "\"response\"); prints the mean gold score and axis rates");

@@ -335,6 +335,25 @@ std::string ceiling_sentence(const Json& rm) {
   return s + ".";
 }
 
+// The AI labellers (rlhf judge) of the run: one row per arm ("rank", "rlaif", "mix_partN").
+Table ai_feedback_table(const Json& ai) {
+  Table t{{"labels", "judge", "comparisons", "position consistency", "agreement with gold order",
+           "agreement with simulated raters", "comparisons/s"},
+          {false, false, true, true, true, true, true},
+          {}};
+  if (!ai.is_object()) return t;
+  for (const auto& [arm, v] : ai.items()) {
+    if (!v.is_object()) continue;
+    auto pct = [&](const char* k) { return v.contains(k) && v[k].is_number() ? format_percent(num(v[k])) : std::string("-"); };
+    t.rows.push_back({arm, text(v, "labeller"), v.contains("comparisons") && v["comparisons"].is_number() ? format_count(num(v["comparisons"])) : "-",
+                      pct("position_consistency"), pct("gold_agreement"), pct("rater_agreement"),
+                      v.contains("comparisons_per_second") && v["comparisons_per_second"].is_number()
+                          ? format_number(num(v["comparisons_per_second"]))
+                          : "-"});
+  }
+  return t;
+}
+
 Table timings_table(const Json& timings) {
   Table t{{"stage", "time", "note"}, {false, true, false}, {}};
   double total = 0;
@@ -571,6 +590,8 @@ std::string markdown_report(const Json& results) {
     o += "## Reward model\n\n" + to_markdown(reward_model_table(rm)) + "\n";
     if (const std::string s = ceiling_sentence(rm); !s.empty()) o += s + "\n\n";
   }
+  if (const Table aft = ai_feedback_table(at(results, "ai_feedback")); !aft.rows.empty())
+    o += "## AI feedback\n\n" + to_markdown(aft) + "\n";
 
   // 3. Over-optimisation.
   const std::vector<OverPoint> pts = over_points(results);
@@ -663,6 +684,8 @@ std::string html_report(const Json& results) {
     if (const std::string s = ceiling_sentence(rm); !s.empty()) o += "<p>" + esc(s) + "</p>\n";
     o += "</section>\n";
   }
+  if (const Table aft = ai_feedback_table(at(results, "ai_feedback")); !aft.rows.empty())
+    o += "<section id=\"ai-feedback\">\n<h2>AI feedback</h2>\n" + to_html(aft) + "</section>\n";
 
   // 3. Over-optimisation.
   if (!pts.empty()) {

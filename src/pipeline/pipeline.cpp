@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "eval/report.h"
 #include "io/jsonl.h"
+#include "pipeline/ai.h"
 #include "pipeline/human.h"
 
 namespace rlhf {
@@ -56,10 +57,11 @@ class Runner {
     for (auto& [k, v] : cfg.items()) {
       static const std::set<std::string> known = {"run_dir", "world", "pretrain", "base_model", "sft", "sft_model",
                                                   "prompts", "eval_prompts", "rounds", "sample", "rank", "reward",
-                                                  "rl", "dpo", "eval", "chat_template", "description"};
+                                                  "rl", "dpo", "eval", "chat_template", "description", "cai",
+                                                  "rlaif"};
       RLHF_CHECK(known.count(k) || k.rfind('_', 0) == 0, where(), ": unknown key \"", k, "\"; known keys: run_dir, world, "
                  "pretrain, base_model, sft, sft_model, prompts, eval_prompts, rounds, sample, rank, reward, rl, dpo, "
-                 "eval, chat_template (keys starting with _ are comments)");
+                 "cai, rlaif, eval, chat_template (keys starting with _ are comments)");
     }
     run_dir_ = !o.run_dir.empty() ? o.run_dir : cfg.value("run_dir", std::string());
     RLHF_CHECK(!run_dir_.empty(), where(), ": no \"run_dir\" (or pass --run-dir)");
@@ -344,15 +346,103 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
     RLHF_CHECK(R.has("sft_model") || !base.empty(), R.where(), ": give \"sft\" (with a base model) or \"sft_model\"");
     sft = R.has("sft_model") ? R.str("sft_model") : base;
   }
-  const std::string sft_key = up.empty() ? "" : up[0];
+  std::string sft_key = up.empty() ? "" : up[0];
+  const std::string sft_eval = sft;  // the "sft" row of the evaluation (RL may start from SL-CAI instead)
+  const std::string world_constitution = have_world ? R.path("world/constitution.json").string() : "";
+  auto constitution_of = [&](const Json& sec, const std::string& name) {
+    if (sec.contains("constitution")) {
+      RLHF_CHECK(sec["constitution"].is_string(), R.where(), ": ", name, ".constitution must be a path (string)");
+      return R.subst(sec["constitution"].get<std::string>());
+    }
+    RLHF_CHECK(!world_constitution.empty(), R.where(), ": ", name, " needs \"constitution\": a constitution JSON "
+               "(examples/constitutions/default.json)");
+    return world_constitution;
+  };
+  // The judge: "judge" if given, else the base model (a pretrained model judges, as in Constitutional AI),
+  // else the SFT model.
+  auto judge_of = [&](const Json& sec, const std::string& name) {
+    if (sec.contains("judge")) {
+      RLHF_CHECK(sec["judge"].is_string(), R.where(), ": ", name, ".judge must be a model directory (string)");
+      return R.subst(sec["judge"].get<std::string>());
+    }
+    return !base.empty() ? base : sft;
+  };
+  // `rlhf judge` over a samples file: rankings from a Bradley-Terry fit of the judge's pairwise probabilities.
+  auto judge_stage = [&](const std::string& name, const Json& sec, const fs::path& samples, const fs::path& out,
+                         const std::vector<std::string>& deps) {
+    Json opts = sec;
+    for (const char* k : {"source", "judge", "constitution", "heldout", "where", "direct", "agreement"}) opts.erase(k);
+    RLHF_CHECK(!opts.contains("format"), R.where(), ": ", name, ".format: the pipeline needs rankings (one record per prompt)");
+    std::vector<std::string> a = {"judge", "--model", judge_of(sec, name), "--constitution", constitution_of(sec, name),
+                                  "--samples", samples.string(), "--out", out.string(), "--stats",
+                                  (out.parent_path() / (out.stem().string() + "_judge.json")).string(),
+                                  "--prompts-as-chat"};  // the pipeline samples with --chat
+    auto more = R.options(opts, {"model", "samples", "out", "stats", "pairs", "tokenizer"}, name);
+    a.insert(a.end(), more.begin(), more.end());
+    return R.stage(name, a, out, deps, false);
+  };
+  // The AI labeller's agreement with the gold order and with the simulated raters (rater_rankings).
+  auto ai_stats_stage = [&](const std::string& name, const fs::path& rankings, const fs::path& raters,
+                            const std::vector<std::string>& deps, const fs::path& out) {
+    return R.stage(name, {}, out, deps, false, [&, rankings, raters, out] {
+      write_json_atomic(out, ai_label_stats(rankings, rankings.parent_path() / (rankings.stem().string() + "_judge.json"),
+                                            have_world ? R.path("world/world.json").string() : "", raters));
+    });
+  };
+  std::vector<std::pair<std::string, std::string>> extra_policies;  // evaluated after sft: sl-cai, rlaif arms
+  Json ai_feedback = Json::object();
+
+  // 3b. SL-CAI: the SFT model critiques and revises its own answers; a model is fine-tuned on the revisions
+  if (R.has("cai")) {
+    RLHF_CHECK(R.has("sft"), R.where(), ": \"cai\" fine-tunes the base model on the revisions like \"sft\" does; add \"sft\"");
+    Json cai = R.section("cai");
+    const std::string cons = constitution_of(cai, "cai");
+    const std::string data_mode = cai.value("data", std::string("add"));
+    RLHF_CHECK(data_mode == "add" || data_mode == "replace", R.where(), ": cai.data must be \"add\" (revisions added to SFT's "
+               "data) or \"replace\"");
+    const std::string start_from = cai.value("start_rl_from", std::string("sl-cai"));
+    RLHF_CHECK(start_from == "sl-cai" || start_from == "sft", R.where(), ": cai.start_rl_from must be \"sl-cai\" or \"sft\"");
+    const std::string cprompts = cai.contains("prompts") ? R.subst(cai["prompts"].get<std::string>())
+                                 : R.has("prompts") ? R.str("prompts") : R.path("world/prompts.jsonl").string();
+    Json sft_over = cai.value("sft", Json::object());
+    for (const char* k : {"constitution", "data", "start_rl_from", "prompts", "sft"}) cai.erase(k);
+    std::vector<std::string> a = with_template({"cai", "revise", "--model", sft, "--constitution", cons, "--prompts", cprompts,
+                                                "--out", R.path("cai").string()});
+    auto more = R.options(cai, {"model", "out"}, "cai");
+    a.insert(a.end(), more.begin(), more.end());
+    auto rk = R.stage("cai/revise", a, R.path("cai/sft.jsonl"), {sft_key}, false);
+    const Json& sft_sec = R.section("sft");
+    RLHF_CHECK(sft_sec.contains("data") && sft_sec["data"].is_string(), R.where(), ": sft.data must be a path");
+    const std::string sft_data = R.subst(sft_sec["data"].get<std::string>());
+    fs::path mixed = R.path("cai/sl_cai_data.jsonl");
+    auto dk = R.stage("cai/data", {}, mixed, {rk, data_mode, R.fingerprint(sft_data) + sft_data}, false, [&] {
+      std::vector<fs::path> parts;
+      if (data_mode == "add") parts.push_back(sft_data);
+      parts.push_back(R.path("cai/sft.jsonl"));
+      concat_jsonl(parts, mixed);
+    });
+    Json sec = sft_sec;
+    sec.erase("data");
+    for (auto& [k, v] : sft_over.items()) sec[k] = v;
+    const std::string out = R.path("sl-cai").string();
+    auto b = with_template({"sft", "--model", base, "--data", mixed.string(), "--out", out});
+    auto more2 = R.options(sec, {"model", "out", "data"}, "cai.sft");
+    b.insert(b.end(), more2.begin(), more2.end());
+    auto sk = R.stage("sl-cai", b, product(out, sec), {dk, up.empty() ? "" : R.keys_.count("pretrain") ? R.keys_["pretrain"] : ""}, true);
+    extra_policies.push_back({"sl-cai", out});
+    if (start_from == "sl-cai") {
+      sft = out;
+      sft_key = sk;
+    }
+  }
 
   // 4. rounds of sample -> rank -> reward model -> RL / DPO
   const int64_t rounds = config.value("rounds", int64_t(1));
   RLHF_CHECK(rounds >= 1 && rounds <= 100, R.where(), ": \"rounds\" must be between 1 and 100");
   const Json& rank = R.section("rank");
   const std::string source = rank.value("source", have_world ? std::string("simulated") : std::string("file"));
-  RLHF_CHECK(source == "simulated" || source == "file" || source == "human", R.where(),
-             ": rank.source must be \"simulated\", \"human\" or \"file\"");
+  RLHF_CHECK(source == "simulated" || source == "file" || source == "human" || source == "ai" || source == "mix", R.where(),
+             ": rank.source must be \"simulated\", \"human\", \"ai\", \"mix\" or \"file\"");
   RLHF_CHECK(source != "simulated" || have_world, R.where(),
              ": rank.source \"simulated\" needs the demo \"world\" (its gold rater); use \"file\" with your rankings");
   RLHF_CHECK(source != "human" || !rank.contains("task") || rounds == 1, R.where(),
@@ -376,13 +466,23 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
   Json rater_stats;
   std::string round1_checkpoints;
   std::vector<std::string> pref_keys;
+  auto rl_command = [&](const std::string& algo, const Json& rl, const std::string& start,
+                        const std::vector<std::string>& reward_args, const std::string& out) {
+    auto b = with_template({algo, "--policy", start});
+    b.insert(b.end(), reward_args.begin(), reward_args.end());
+    for (auto& x : {std::string("--ref-model"), sft, std::string("--prompts"), prompts, std::string("--chat"), std::string("--out"), out})
+      b.push_back(x);
+    auto more2 = R.options(rl, {"policy", "reward", "ref_model", "prompts", "out", "chat", "reward_judge", "constitution"}, "rl");
+    b.insert(b.end(), more2.begin(), more2.end());
+    return b;
+  };
   for (int64_t r = 1; r <= rounds; ++r) {
     const std::string rd = "round" + std::to_string(r);
     R.vars_["round"] = R.path(rd).string();
     ensure_directory(R.path(rd));
-    std::string rank_key;
+    std::string rank_key, sample_key;
     fs::path rankings = R.path(rd + "/rankings.jsonl");
-    if (source == "simulated" || source == "human") {
+    if (source == "simulated" || source == "human" || source == "ai" || source == "mix") {
       const Json& s = R.section("sample");
       auto a = std::vector<std::string>{"generate", "--model", policy, "--prompts", prompts, "--chat", "--out",
                                         R.path(rd + "/samples.jsonl").string()};
@@ -391,7 +491,59 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
       a.insert(a.end(), more.begin(), more.end());
       if (!s.contains("seed")) a.insert(a.end(), {"--seed", std::to_string(1000 + r)});
       auto sk = R.stage(rd + "/sample", a, R.path(rd + "/samples.jsonl"), {policy_key}, false);
-      if (source == "human") {
+      auto simulated_rank = [&](const std::string& name, const Json& sec, const fs::path& samples, const fs::path& out,
+                                const fs::path& stats) {
+        std::vector<std::string> b = {"world", "rank", "--world", R.path("world/world.json").string(), "--samples",
+                                      samples.string(), "--out", out.string(), "--stats", stats.string(), "--seed",
+                                      std::to_string(sec.value("seed", rank.value("seed", 7)) + r)};
+        b.insert(b.end(), {"--agreement", format_number(sec.value("agreement", rank.value("agreement", Json(0.75))))});
+        return R.stage(name, b, out, {sk}, false);
+      };
+      if (source == "ai") {
+        rank_key = judge_stage(rd + "/rank", rank, R.path(rd + "/samples.jsonl"), rankings, {sk});
+        rank_key = ai_stats_stage(rd + "/ai_stats", rankings, "", {rank_key}, R.path(rd + "/ai_stats.json"));
+        if (!opts.dry_run) {
+          Json st = read_json_file(R.path(rd + "/ai_stats.json"), "AI labeller statistics");
+          if (r == 1) ai_feedback["rank"] = st;
+          rater_stats = {{"measured_agreement", st.value("gold_agreement", Json(nullptr))}};
+        }
+      } else if (source == "mix") {
+        // Each part labels the samples its "where" selects (e.g. people or simulated raters for helpfulness,
+        // the AI judge for harmlessness, as Constitutional AI trained its preference model).
+        const Json parts = rank.value("parts", Json::array());
+        RLHF_CHECK(parts.is_array() && !parts.empty(), R.where(), ": rank.source \"mix\" needs \"parts\": [{\"source\": "
+                   "\"simulated\" | \"ai\", \"where\": {\"family\": [...]}, ...}, ...]");
+        std::vector<fs::path> part_samples, part_rankings;
+        for (size_t p = 0; p < parts.size(); ++p) {
+          RLHF_CHECK(parts[p].is_object(), R.where(), ": rank.parts[", p, "] must be an object");
+          const std::string ps = parts[p].value("source", std::string());
+          RLHF_CHECK(ps == "ai" || (ps == "simulated" && have_world), R.where(), ": rank.parts[", p,
+                     "].source must be \"ai\" or (with the demo world) \"simulated\"");
+          part_samples.push_back(R.path(rd + "/mix/part" + std::to_string(p) + "_samples.jsonl"));
+          part_rankings.push_back(R.path(rd + "/mix/part" + std::to_string(p) + "_rankings.jsonl"));
+        }
+        ensure_directory(R.path(rd + "/mix"));
+        auto split = R.stage(rd + "/mix/split", {}, part_samples.back(), {sk, parts.dump()}, false,
+                             [&] { split_samples(R.path(rd + "/samples.jsonl"), parts, part_samples, R.where()); });
+        std::vector<std::string> keys = {split};
+        for (size_t p = 0; p < parts.size(); ++p) {
+          const std::string name = rd + "/mix/part" + std::to_string(p);
+          if (parts[p]["source"] == "ai") {
+            keys.push_back(judge_stage(name, parts[p], part_samples[p], part_rankings[p], {split}));
+            keys.back() = ai_stats_stage(name + "/ai_stats", part_rankings[p], "", {keys.back()},
+                                         R.path(rd + "/mix/part" + std::to_string(p) + "_ai_stats.json"));
+            if (!opts.dry_run && r == 1)
+              ai_feedback["mix_part" + std::to_string(p)] =
+                  read_json_file(R.path(rd + "/mix/part" + std::to_string(p) + "_ai_stats.json"), "AI labeller statistics");
+          } else {
+            keys.push_back(simulated_rank(name, parts[p], part_samples[p], part_rankings[p],
+                                          R.path(rd + "/mix/part" + std::to_string(p) + "_stats.json")));
+            if (!opts.dry_run)
+              rater_stats = read_json_file(R.path(rd + "/mix/part" + std::to_string(p) + "_stats.json"), "rater statistics");
+          }
+        }
+        rank_key = R.stage(rd + "/rank", {}, rankings, keys, false, [&] { concat_jsonl(part_rankings, rankings); });
+      } else if (source == "human") {
         HumanRankPaths hp;
         hp.samples = R.path(rd + "/samples.jsonl");
         hp.task_given = rank.contains("task");
@@ -408,13 +560,10 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
         if (!opts.dry_run && fs::exists(R.path(rd + "/rank_stats.json")))
           rater_stats = read_json_file(R.path(rd + "/rank_stats.json"), "rater statistics");
       } else {
-        std::vector<std::string> b = {"world", "rank", "--world", R.path("world/world.json").string(), "--samples",
-                                      R.path(rd + "/samples.jsonl").string(), "--out", rankings.string(), "--stats",
-                                      R.path(rd + "/rank_stats.json").string(), "--seed", std::to_string(rank.value("seed", 7) + r)};
-        b.insert(b.end(), {"--agreement", format_number(rank.value("agreement", Json(0.75)))});
-        rank_key = R.stage(rd + "/rank", b, rankings, {sk}, false);
+        rank_key = simulated_rank(rd + "/rank", rank, R.path(rd + "/samples.jsonl"), rankings, R.path(rd + "/rank_stats.json"));
         if (!opts.dry_run) rater_stats = read_json_file(R.path(rd + "/rank_stats.json"), "rater statistics");
       }
+      sample_key = sk;
     } else {
       std::vector<std::string> files;
       if (rank.contains("files")) files = rank["files"].get<std::vector<std::string>>();
@@ -461,10 +610,7 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
       const std::string start = init == "sft" ? sft : policy, start_key = init == "sft" ? sft_key : policy_key;
       if (r == 1 && !rl.contains("keep_last")) rl["keep_last"] = 0;  // every checkpoint: the over-optimisation curve
       std::string out = R.path(rd + "/" + algo).string();
-      auto b = with_template({algo, "--policy", start, "--reward", rm_dir, "--ref-model", sft, "--prompts", prompts,
-                              "--chat", "--out", out});
-      auto more2 = R.options(rl, {"policy", "reward", "ref_model", "prompts", "out", "chat"}, "rl");
-      b.insert(b.end(), more2.begin(), more2.end());
+      auto b = rl_command(algo, rl, start, {"--reward", rm_dir}, out);
       policy_key = R.stage(rd + "/" + algo, b, product(out, rl), {start_key, rm_key, sft_key}, true);
       policy = out;
       rl_name = algo;
@@ -479,6 +625,59 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
       R.stage(rd + "/dpo", a, product(dpo_dir, R.section("dpo")), {sft_key, pref_key}, true);
       if (rounds > 1) eval_policies.push_back({"dpo_" + rd, dpo_dir});
     }
+    // The RLAIF arm (round 1): the same samples labelled by the AI judge, then a reward model, RL and DPO
+    // exactly as above, and with "direct": true RL whose reward is the judge's score itself.
+    if (r == 1 && R.has("rlaif")) {
+      RLHF_CHECK(!sample_key.empty(), R.where(), ": \"rlaif\" labels the round's samples; it needs rank.source "
+                 "\"simulated\", \"human\", \"ai\" or \"mix\" (not \"file\")");
+      const Json& ai = R.section("rlaif");
+      ensure_directory(R.path(rd + "/rlaif"));
+      fs::path ar = R.path(rd + "/rlaif/rankings.jsonl");
+      Json jsec = ai;
+      for (const char* k : {"direct", "direct_rl"}) jsec.erase(k);
+      auto jk = judge_stage(rd + "/rlaif/judge", jsec, R.path(rd + "/samples.jsonl"), ar, {sample_key});
+      auto stk = ai_stats_stage(rd + "/rlaif/ai_stats", ar, source == "simulated" ? rankings : fs::path(), {jk, rank_key},
+                                R.path(rd + "/rlaif/ai_stats.json"));
+      if (!opts.dry_run) ai_feedback["rlaif"] = read_json_file(R.path(rd + "/rlaif/ai_stats.json"), "AI labeller statistics");
+      fs::path atr = R.path(rd + "/rlaif/pref_train.jsonl"), ahe = R.path(rd + "/rlaif/pref_heldout.jsonl");
+      auto ask = R.stage(rd + "/rlaif/split", {}, ahe, {jk, stk, std::to_string(heldout)}, false,
+                         [&] { split_rankings(ar, heldout, atr, ahe); });
+      std::string arm_key;
+      const std::string arm = R.path(rd + "/rlaif/rm").string();
+      if (do_rl || (do_dpo && eval_reward.empty())) {
+        auto a = with_template({"rm", "--model", sft, "--data", atr.string(), "--eval-data", ahe.string(), "--out", arm});
+        auto more = R.options(R.section("reward"), {"model", "data", "eval_data", "out"}, "reward");
+        a.insert(a.end(), more.begin(), more.end());
+        arm_key = R.stage(rd + "/rlaif/rm", a, fs::path(arm) / "config.json", {sft_key, ask}, true);
+      }
+      Json rl = R.section("rl");
+      const std::string algo = rl.value("algo", std::string("ppo"));
+      rl.erase("algo");
+      rl.erase("init");
+      if (do_rl) {
+        std::string out = R.path(rd + "/rlaif_" + algo).string();
+        R.stage(rd + "/rlaif_" + algo, rl_command(algo, rl, sft, {"--reward", arm}, out), product(out, rl),
+                {sft_key, arm_key}, true);
+        extra_policies.push_back({"rlaif-" + algo, out});
+      }
+      if (do_dpo) {
+        std::string out = R.path(rd + "/rlaif_dpo").string();
+        auto a = with_template({"dpo", "--model", sft, "--data", atr.string(), "--out", out});
+        auto more = R.options(R.section("dpo"), {"model", "data", "out"}, "dpo");
+        a.insert(a.end(), more.begin(), more.end());
+        R.stage(rd + "/rlaif_dpo", a, product(out, R.section("dpo")), {sft_key, ask}, true);
+        extra_policies.push_back({"rlaif-dpo", out});
+      }
+      if (ai.value("direct", false)) {
+        RLHF_CHECK(do_rl, R.where(), ": rlaif.direct trains RL against the judge's score: it needs \"rl\"");
+        Json drl = rl;
+        for (auto& [k, v] : ai.value("direct_rl", Json::object()).items()) drl[k] = v;
+        std::string out = R.path(rd + "/rlaif_direct_" + algo).string();
+        std::vector<std::string> reward = {"--reward-judge", judge_of(ai, "rlaif"), "--constitution", constitution_of(ai, "rlaif")};
+        R.stage(rd + "/rlaif_direct_" + algo, rl_command(algo, drl, sft, reward, out), product(out, drl), {sft_key}, true);
+        extra_policies.push_back({"rlaif-direct-" + algo, out});
+      }
+    }
   }
 
   // 5. evaluation and report
@@ -489,13 +688,14 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
   const std::string eval_prompts = R.has("eval_prompts") ? R.str("eval_prompts") : R.path("world/eval_prompts.jsonl").string();
   std::vector<std::pair<std::string, std::string>> pol;
   if (!base.empty() && base != sft) pol.push_back({"base", base});
-  pol.push_back({"sft", sft});
+  pol.push_back({"sft", sft_eval});
   if (rounds > 1) {
     for (auto& p : eval_policies) pol.push_back(p);
   } else {
     if (do_rl) pol.push_back({rl_name, policy});
     if (do_dpo) pol.push_back({"dpo", dpo_dir});
   }
+  for (auto& p : extra_policies) pol.push_back(p);
   Json extra = {{"title", "rlhf pipeline: " + R.run_dir()}, {"run_dir", R.run_dir()}, {"config", config}};
   Json curves = Json::array();
   add_curve(curves, R.path("base/metrics.jsonl"), "Pretraining", "loss", {"loss", "eval_loss"});
@@ -527,6 +727,13 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
          "Best-of-N samples N responses from SFT and keeps the one the learned reward likes best; its KL to SFT is "
          "the analytic log N - (N-1)/N."});
   }
+  if (!ai_feedback.empty()) {
+    extra["ai_feedback"] = ai_feedback;
+    extra["notes"].push_back("AI labels come from rlhf judge: the judge model's probabilities of the options of a "
+                             "constitution's multiple-choice question, averaged over both orders; its agreement with the "
+                             "gold order and with the simulated raters is measured on the same samples (pairs both order "
+                             "strictly). The judge never reads the gold rater.");
+  }
   extra["timings"] = R.timings_;
   if (!opts.dry_run) write_json_atomic(R.path("report_extra.json"), extra);
   std::vector<std::string> a = {"eval", "--no-table", "--prompts", eval_prompts, "--reference", "sft", "--out", R.path("eval").string(),
@@ -557,11 +764,12 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
 
 Json demo_config(const std::string& run_dir) {
   return Json::parse(R"JSON({
-  "_about": "rlhf demo: a synthetic assistant world, a tiny base model pretrained on it, SFT, one round of sampling, simulated human ranking, reward model, PPO and DPO, then evaluation against the world's gold rater.",
+  "_about": "rlhf demo: a synthetic assistant world, a tiny base model pretrained on it, SFT, SL-CAI (critique and revision under the world's constitution), one round of sampling, simulated human ranking and AI ranking by the base model as judge, reward models, PPO and DPO on each, PPO on the judge's score (direct RLAIF), then evaluation against the world's gold rater.",
   "run_dir": "RUN_DIR",
-  "world": {"seed": 1, "pretrain_docs": 30000, "sft_examples": 60, "train_prompts": 1000, "eval_prompts": 200},
+  "world": {"seed": 1, "pretrain_docs": 30000, "sft_examples": 60, "train_prompts": 1000, "eval_prompts": 200,
+            "judge_docs": 8000, "score_docs": 3000, "critique_docs": 4000},
   "pretrain": {"text": "${world}/pretrain.jsonl", "vocab_size": 512, "arch": "llama", "n_layer": 4, "n_embd": 128,
-               "n_head": 4, "seq_len": 64, "n_ctx": 128, "epochs": 2, "batch_size": 32, "lr": 0.002,
+               "n_head": 4, "seq_len": 128, "n_ctx": 128, "epochs": 2, "batch_size": 16, "lr": 0.002,
                "save_steps": 200, "seed": 1},
   "sft": {"data": "${world}/sft.jsonl", "epochs": 1, "batch_size": 16, "lr": 0.0002, "seed": 1},
   "sample": {"n": 8, "max_new_tokens": 24, "temperature": 1.0},
@@ -571,6 +779,8 @@ Json demo_config(const std::string& run_dir) {
          "normalize_scores": true, "missing_eos_penalty": 1.0, "ppo_epochs": 4, "save_steps": 10, "seed": 1,
          "ptx_data": "${world}/sft.jsonl", "ptx_coef": 1.0, "ptx_batch": 8},
   "dpo": {"epochs": 2, "batch_size": 16, "lr": 0.0001, "beta": 0.2, "seed": 1},
+  "cai": {"rounds": 2, "max_new_tokens": 24, "data": "add", "start_rl_from": "sft", "seed": 1},
+  "rlaif": {"seed": 1, "direct": true},
   "eval": {"max_new_tokens": 24, "best_of_n": 64, "best_of_n_prompts": 48, "seed": 1234}
 })JSON")
       .patch(Json::array({{{"op", "replace"}, {"path", "/run_dir"}, {"value", run_dir}}}));

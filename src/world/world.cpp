@@ -398,6 +398,55 @@ std::vector<WorldPrompt> World::eval_prompts(int64_t n) const {
   return out;
 }
 
+namespace {
+// One response of the pretraining corpus to p: good, wrong, rude, rude + good, refusal or (known
+// creatures) "I do not know", in the family's proportions.
+std::string corpus_response(const WorldPrompt& p, Rng& r) {
+  std::string rude = r.pick(kRude), resp;
+  // Per family: weights of good / wrong / rude / rude + good / refusal / other.
+  std::vector<double> w;
+  if (p.family == "arithmetic" || p.family == "format") w = {0.30, 0.40, 0.15, 0.08, 0.07, 0.0};
+  else if (p.family == "known") w = {0.30, 0.30, 0.15, 0.08, 0.07, 0.10};
+  else if (p.family == "unknown") w = {0.25, 0.45, 0.15, 0.08, 0.07, 0.0};
+  else if (p.family == "harmful") w = {0.25, 0.50, 0.17, 0.08, 0.0, 0.0};
+  else w = {0.30, 0.07, 0.15, 0.08, 0.40, 0.0};  // lookalike: over-refusal is its common failure
+  switch (r.weighted(w)) {
+    case 0: resp = p.good; break;
+    case 1:
+      if (p.family == "arithmetic") {
+        int64_t c = std::stoll(p.answer), d = 0;
+        while (d == 0 || c + d < 0) d = r.below(7) - 3;
+        resp = p.good.substr(0, p.good.rfind(' ') + 1) + std::to_string(c + d) + ".";
+      } else if (p.family == "format") {
+        resp = r.uniform() < 0.5 ? lower(p.answer) + "." : upper(r.pick(kWords)) + ".";
+        if (resp == p.good) resp = lower(p.answer) + ".";
+      } else if (p.family == "known" || p.family == "unknown") {
+        std::string name = p.text.substr(std::string("What color is the ").size());
+        name.pop_back();
+        std::string col = r.pick(kColours);
+        while (col == p.answer) col = r.pick(kColours);
+        resp = "The " + name + " is " + col + ".";
+      } else if (p.family == "harmful") {
+        resp = r.pick(kCompliance);
+      } else {
+        const Lookalike* other = &r.pick(kLookalikes);
+        while (other->keyword == p.answer) other = &r.pick(kLookalikes);
+        resp = other->answer;
+      }
+      break;
+    case 2: resp = rude; break;
+    case 3: resp = rude + " " + p.good; break;
+    case 4: resp = kRefusal; break;
+    default: {
+      std::string name = p.text.substr(std::string("What color is the ").size());
+      name.pop_back();
+      resp = "I do not know what color the " + name + " is.";
+    }
+  }
+  return resp;
+}
+}  // namespace
+
 std::vector<std::string> World::pretrain_documents() const {
   Rng r(cfg_.seed * 7919ull + 11);
   std::vector<std::string> docs;
@@ -406,50 +455,141 @@ std::vector<std::string> World::pretrain_documents() const {
     for (int i = 0; i < 20; ++i) docs.push_back("The " + c + " is " + colour_of_.at(c) + ".");
   auto prompts = sample_prompts(cfg_.pretrain_docs, 1);
   for (auto& p : prompts) {
-    std::string rude = r.pick(kRude), resp;
-    // Per family: weights of good / wrong / rude / rude + good / refusal / other.
-    std::vector<double> w;
-    if (p.family == "arithmetic" || p.family == "format") w = {0.30, 0.40, 0.15, 0.08, 0.07, 0.0};
-    else if (p.family == "known") w = {0.30, 0.30, 0.15, 0.08, 0.07, 0.10};
-    else if (p.family == "unknown") w = {0.25, 0.45, 0.15, 0.08, 0.07, 0.0};
-    else if (p.family == "harmful") w = {0.25, 0.50, 0.17, 0.08, 0.0, 0.0};
-    else w = {0.30, 0.07, 0.15, 0.08, 0.40, 0.0};  // lookalike: over-refusal is its common failure
-    switch (r.weighted(w)) {
-      case 0: resp = p.good; break;
-      case 1:
-        if (p.family == "arithmetic") {
-          int64_t c = std::stoll(p.answer), d = 0;
-          while (d == 0 || c + d < 0) d = r.below(7) - 3;
-          resp = p.good.substr(0, p.good.rfind(' ') + 1) + std::to_string(c + d) + ".";
-        } else if (p.family == "format") {
-          resp = r.uniform() < 0.5 ? lower(p.answer) + "." : upper(r.pick(kWords)) + ".";
-          if (resp == p.good) resp = lower(p.answer) + ".";
-        } else if (p.family == "known" || p.family == "unknown") {
-          std::string name = p.text.substr(std::string("What color is the ").size());
-          name.pop_back();
-          std::string col = r.pick(kColours);
-          while (col == p.answer) col = r.pick(kColours);
-          resp = "The " + name + " is " + col + ".";
-        } else if (p.family == "harmful") {
-          resp = r.pick(kCompliance);
-        } else {
-          const Lookalike* other = &r.pick(kLookalikes);
-          while (other->keyword == p.answer) other = &r.pick(kLookalikes);
-          resp = other->answer;
-        }
-        break;
-      case 2: resp = rude; break;
-      case 3: resp = rude + " " + p.good; break;
-      case 4: resp = kRefusal; break;
-      default: {
-        std::string name = p.text.substr(std::string("What color is the ").size());
-        name.pop_back();
-        resp = "I do not know what color the " + name + " is.";
-      }
-    }
+    std::string resp = corpus_response(p, r);
     docs.push_back("User: " + p.text + "\nAssistant: " + resp);
   }
+  for (auto& d : feedback_documents()) docs.push_back(std::move(d));
   for (size_t i = docs.size(); i > 1; --i) std::swap(docs[i - 1], docs[size_t(r.below(int64_t(i)))]);
+  return docs;
+}
+
+namespace {
+// The demo constitution's principles: name, critique request, revision request, comparison question,
+// and which of a response's problems (see problems_of) the principle looks for.
+struct WorldPrinciple {
+  const char* name;
+  const char* critique;
+  const char* revision;
+  const char* comparison;
+  std::vector<std::string> looks_for;
+};
+const std::vector<WorldPrinciple> kWorldPrinciples = {
+    {"harmless", "Is your answer harmful or rude?", "Rewrite it to be harmless and polite.",
+     "Which response is less harmful?", {"harmful", "rude"}},
+    {"helpful", "Is your answer correct and helpful?", "Rewrite it to be correct and helpful.",
+     "Which response is more helpful?", {"wrong", "refuses"}},
+    {"honest", "Does your answer say anything false?", "Rewrite it to be honest.", "Which response is more honest?",
+     {"false", "made up"}},
+    {"best", "What is wrong with your answer?", "Write a better answer.", "Which response is better?",
+     {"harmful", "rude", "wrong", "refuses", "false", "made up"}}};
+// The chat template's end of an assistant turn in the demo tokenizer (plain template, EOS <|endoftext|>).
+const char* kTurnEnd = "<|endoftext|>";
+const char* kCompareTemplate = "{prompt}\nA: {response_a}\nB: {response_b}\n{question}";
+const char* kScoreTemplate = "{prompt}\nAnswer: {response}\n{question}";
+const char* kScoreQuestion = "Rate the answer from 1 to 10.";
+
+// A response's problems, in the words of the critique the corpus writes for each.
+std::vector<std::pair<std::string, std::string>> problems_of(const GoldRating& g, const std::string& family) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (family == "harmful" && g.verdict.find("complied") != std::string::npos)
+    out.push_back({"harmful", "It gives harmful steps."});
+  if (g.verdict.rfind("rude", 0) == 0) out.push_back({"rude", "It is rude."});
+  if (g.helpful_applies && !g.helpful) {
+    if (g.verdict.find("over-refusal") != std::string::npos) out.push_back({"refuses", "It refuses a safe question."});
+    else if (family != "known" || g.verdict.find("false") == std::string::npos) out.push_back({"wrong", "It is wrong."});
+  }
+  if (g.honest_applies && !g.honest)
+    out.push_back(family == "known" ? std::pair<std::string, std::string>{"false", "It states a false color."}
+                                    : std::pair<std::string, std::string>{"made up", "It makes up a color."});
+  return out;
+}
+
+// How a principle ranks a response: its problems of that kind first, then the overall score.
+std::pair<int, double> principle_key(const WorldPrinciple& pr, const GoldRating& g, const std::string& family) {
+  int bad = 0;
+  for (auto& [kind, text] : problems_of(g, family))
+    if (std::find(pr.looks_for.begin(), pr.looks_for.end(), kind) != pr.looks_for.end()) ++bad;
+  return {-bad, g.score};
+}
+}  // namespace
+
+Json World::constitution() {
+  Json ps = Json::array();
+  for (auto& p : kWorldPrinciples)
+    ps.push_back({{"name", p.name},
+                  {"tags", std::string(p.name) == "best" ? Json::array({"helpful", "honest", "harmless"}) : Json::array({p.name})},
+                  {"critique_request", p.critique},
+                  {"revision_request", p.revision},
+                  {"comparison", p.comparison}});
+  Json opts = Json::array();
+  for (int k = 1; k <= 10; ++k) opts.push_back(" " + std::to_string(k));
+  return {{"name", "demo world"},
+          {"about", "The demo world's constitution: harmless (no harmful steps, no rudeness), helpful (correct answers, "
+                    "no refusal of safe look-alikes), honest (no false or made-up colours) and best (all of them). Its "
+                    "judge formats are those of the world's feedback documents, short enough for the demo model's context."},
+          {"principles", ps},
+          {"judge",
+           {{"system", ""},
+            {"comparison_template", kCompareTemplate},
+            {"answer_prefix", " Response"},
+            {"options", {" A", " B"}},
+            {"score_template", kScoreTemplate},
+            {"score_question", kScoreQuestion},
+            {"score_answer_prefix", " Score"},
+            {"score_options", opts},
+            {"cot_prefix", " Reason:"},
+            {"cot_answer", "\nResponse"}}}};
+}
+
+std::vector<std::string> World::feedback_documents() const {
+  std::vector<std::string> docs;
+  if (cfg_.style != "tiny") return docs;
+  Rng r(cfg_.seed * 31337ull + 3);
+  auto fill = [](std::string t, const std::vector<std::pair<std::string, std::string>>& vars) {
+    for (auto& [k, v] : vars) {
+      std::string key = "{" + k + "}";
+      for (size_t pos; (pos = t.find(key)) != std::string::npos;) t.replace(pos, key.size(), v);
+    }
+    return t;
+  };
+  // Comparisons under a principle's question, answered "Response A" or "Response B".
+  for (auto& p : sample_prompts(cfg_.judge_docs, 5)) {
+    std::string a = corpus_response(p, r), b = corpus_response(p, r);
+    for (int tries = 0; a == b && tries < 8; ++tries) b = corpus_response(p, r);
+    const WorldPrinciple& pr = kWorldPrinciples[size_t(r.below(int64_t(kWorldPrinciples.size())))];
+    auto ka = principle_key(pr, rate(p.text, a), p.family), kb = principle_key(pr, rate(p.text, b), p.family);
+    if (a == b || ka == kb) continue;  // nothing to choose between
+    bool first = ka > kb;
+    if (r.uniform() < cfg_.feedback_noise) first = !first;
+    docs.push_back("User: " + fill(kCompareTemplate, {{"prompt", p.text}, {"response_a", a}, {"response_b", b},
+                                                     {"question", pr.comparison}}) +
+                   "\nAssistant: Response " + (first ? "A" : "B"));
+  }
+  // Scores from 1 to 10.
+  for (auto& p : sample_prompts(cfg_.score_docs, 6)) {
+    std::string a = corpus_response(p, r);
+    double g = rate(p.text, a).score;  // about -3 .. 1
+    int64_t k = std::llround(1.0 + 9.0 * (g + 3.0) / 4.0);
+    if (r.uniform() < cfg_.feedback_noise * 3) k += r.uniform() < 0.5 ? -1 : 1;
+    k = std::clamp<int64_t>(k, 1, 10);
+    docs.push_back("User: " + fill(kScoreTemplate, {{"prompt", p.text}, {"response", a}, {"question", kScoreQuestion}}) +
+                   "\nAssistant: Score " + std::to_string(k));
+  }
+  // Critique -> revision conversations (the plain chat template's turns).
+  for (auto& p : sample_prompts(cfg_.critique_docs, 7)) {
+    std::string a = corpus_response(p, r);
+    const WorldPrinciple& pr = kWorldPrinciples[size_t(r.below(int64_t(kWorldPrinciples.size())))];
+    std::string critique = "It is fine.", revision = a;
+    for (auto& [kind, text] : problems_of(rate(p.text, a), p.family))
+      if (std::find(pr.looks_for.begin(), pr.looks_for.end(), kind) != pr.looks_for.end()) {
+        critique = text;
+        revision = p.good;
+        break;
+      }
+    if (r.uniform() < cfg_.feedback_noise) revision = a;  // a revision that changed nothing
+    docs.push_back("User: " + p.text + "\nAssistant: " + a + kTurnEnd + "\nUser: " + pr.critique + "\nAssistant: " +
+                   critique + kTurnEnd + "\nUser: " + pr.revision + "\nAssistant: " + revision);
+  }
   return docs;
 }
 
@@ -596,6 +736,12 @@ Json World::to_json() const {
           {"knowledge_base", kb},
           {"unknown_creatures", unknown_},
           {"prompts", int64_t(prompts_.size())}};
+  if (cfg_.judge_docs || cfg_.score_docs || cfg_.critique_docs) {  // only when asked for, so older worlds read as before
+    j["config"]["judge_docs"] = cfg_.judge_docs;
+    j["config"]["score_docs"] = cfg_.score_docs;
+    j["config"]["critique_docs"] = cfg_.critique_docs;
+    j["config"]["feedback_noise"] = cfg_.feedback_noise;
+  }
   if (cfg_.style != "tiny") {  // written only when not the default, so tiny worlds read as before
     j["config"]["style"] = cfg_.style;
     int64_t held = 0;
@@ -621,6 +767,10 @@ World World::load(const std::filesystem::path& path) {
   cfg.train_prompts = json_get<int64_t>(c, "train_prompts", cfg.train_prompts, path.string());
   cfg.eval_prompts = json_get<int64_t>(c, "eval_prompts", cfg.eval_prompts, path.string());
   cfg.style = json_get<std::string>(c, "style", cfg.style, path.string());
+  cfg.judge_docs = json_get<int64_t>(c, "judge_docs", cfg.judge_docs, path.string());
+  cfg.score_docs = json_get<int64_t>(c, "score_docs", cfg.score_docs, path.string());
+  cfg.critique_docs = json_get<int64_t>(c, "critique_docs", cfg.critique_docs, path.string());
+  cfg.feedback_noise = json_get<double>(c, "feedback_noise", cfg.feedback_noise, path.string());
   World w(cfg);
   RLHF_CHECK(j.contains("knowledge_base") && j["knowledge_base"] == w.to_json()["knowledge_base"], path.string(),
              ": its knowledge base differs from the one its seed generates (edited by hand, or written by another "
@@ -656,6 +806,7 @@ void World::write(const std::filesystem::path& dir) const {
     for (auto& p : eval_prompts(cfg_.eval_prompts)) w.write({{"prompt", p.text}, {"family", p.family}});
     w.commit();
   }
+  if (cfg_.style == "tiny") write_json_atomic(dir / "constitution.json", constitution());
   write_file_atomic(dir / "world.json", to_json().dump(2) + "\n");
 }
 

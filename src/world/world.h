@@ -37,6 +37,13 @@ struct WorldConfig {
   int64_t train_prompts = 600;     // prompts for sampling / RL
   int64_t eval_prompts = 160;      // held-out prompts for evaluation
   std::string style = "tiny";      // tiny | open (see above)
+  // Feedback text in the corpus (style tiny), so that the pretrained model can act as a judge and a
+  // critic under the world's constitution (constitution.json): comparisons of two responses under a
+  // principle's question answered "Response A/B", 1-10 scores, and critique -> revision conversations.
+  // Their verdicts follow the world's rules with `feedback_noise` of them wrong, like judgements people
+  // write; the judge model learns from them and never consults the gold rater.
+  int64_t judge_docs = 0, score_docs = 0, critique_docs = 0;
+  double feedback_noise = 0.1;
 };
 
 // One prompt as the world knows it: its family and what a right answer contains.
@@ -95,8 +102,12 @@ class World {
   // The evaluation prompts: style tiny samples them like the others; style open takes the held-out
   // prompts one family after another (each once before any twice), so any n is balanced.
   std::vector<WorldPrompt> eval_prompts(int64_t n) const;
-  // The pretraining documents ({"text": "User: ...\nAssistant: ..."}) and knowledge-base facts.
+  // The pretraining documents ({"text": "User: ...\nAssistant: ..."}), knowledge-base facts and the
+  // feedback documents.
   std::vector<std::string> pretrain_documents() const;
+  // The world's constitution (four principles: harmless, helpful, honest, best) with the judge formats
+  // its feedback documents use; written as constitution.json.
+  static Json constitution();
   Json to_json() const;
 
  private:
@@ -107,6 +118,7 @@ class World {
   std::vector<std::string> prompt_order_;          // deterministic order of prompts_ keys
   std::map<std::string, int64_t> family_count_;  // prompts added per family (style open's held-out split)
   void add_prompt(WorldPrompt p);
+  std::vector<std::string> feedback_documents() const;
   void build();
   void build_open();
   GoldRating rate_open(const WorldPrompt& p, const std::string& response) const;

@@ -1,0 +1,134 @@
+#include "pipeline/ai.h"
+
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+#include "data/prompts.h"
+#include "io/jsonl.h"
+#include "world/world.h"
+
+namespace rlhf {
+
+std::vector<int> record_ranks(const Json& rec) {
+  std::vector<int> ranks;
+  if (rec.contains("ranks") && rec["ranks"].is_array()) {
+    for (auto& v : rec["ranks"]) ranks.push_back(v.get<int>());
+    return ranks;
+  }
+  if (!rec.contains("ranking") || !rec["ranking"].is_array()) return ranks;
+  size_t K = 0;
+  for (auto& e : rec["ranking"]) K += e.is_array() ? e.size() : 1;
+  ranks.assign(K, -1);
+  int pos = 0;
+  for (auto& e : rec["ranking"]) {
+    if (e.is_array()) {
+      for (auto& x : e)
+        if (x.get<size_t>() < K) ranks[x.get<size_t>()] = pos;
+    } else if (e.get<size_t>() < K) {
+      ranks[e.get<size_t>()] = pos;
+    }
+    ++pos;
+  }
+  return ranks;
+}
+
+namespace {
+std::string ai_key_of(const Json& rec) {
+  std::string k = rec.contains("prompt") ? rec["prompt"].dump() : "";
+  if (rec.contains("responses")) k += rec["responses"].dump();
+  return k;
+}
+}  // namespace
+
+OrderAgreement ranking_agreement(const std::filesystem::path& a, const std::filesystem::path& b) {
+  std::map<std::string, std::vector<int>> other;
+  for (auto& r : read_jsonl(b)) other[ai_key_of(r.value)] = record_ranks(r.value);
+  OrderAgreement out;
+  for (auto& r : read_jsonl(a)) {
+    auto it = other.find(ai_key_of(r.value));
+    if (it == other.end()) continue;
+    auto x = record_ranks(r.value);
+    const auto& y = it->second;
+    if (x.size() != y.size()) continue;
+    for (size_t i = 0; i < x.size(); ++i)
+      for (size_t j = i + 1; j < x.size(); ++j) {
+        if (x[i] == x[j] || y[i] == y[j]) continue;
+        ++out.pairs;
+        out.agree += (x[i] < x[j]) == (y[i] < y[j]);
+      }
+  }
+  return out;
+}
+
+Json ai_label_stats(const std::filesystem::path& rankings, const std::filesystem::path& judge_stats,
+                    const std::string& world_json, const std::filesystem::path& rater_rankings) {
+  Json js = read_json_file(judge_stats, "judge statistics");
+  Json out = {{"labeller", js.value("judge", "")},
+              {"comparisons", js.value("comparisons", Json(nullptr))},
+              {"position_consistency", js.value("position_consistency", Json(nullptr))},
+              {"mean_confidence", js.value("mean_confidence", Json(nullptr))},
+              {"comparisons_per_second", js.value("comparisons_per_second", Json(nullptr))},
+              {"judge_seconds", js.value("seconds", Json(nullptr))}};
+  if (!world_json.empty()) {
+    World w = World::load(world_json);
+    int64_t pairs = 0, agree = 0;
+    for (auto& r : read_jsonl(rankings)) {
+      auto ranks = record_ranks(r.value);
+      auto resp = sample_responses(r);
+      if (ranks.size() != resp.size()) continue;
+      const std::string prompt = prompt_user_text(r.value["prompt"], r.where());
+      std::vector<double> g;
+      for (auto& x : resp) g.push_back(w.rate(prompt, x).score);
+      for (size_t i = 0; i < g.size(); ++i)
+        for (size_t j = i + 1; j < g.size(); ++j) {
+          if (std::fabs(g[i] - g[j]) < 1e-12 || ranks[i] == ranks[j]) continue;
+          ++pairs;
+          agree += (g[i] > g[j]) == (ranks[i] < ranks[j]);
+        }
+    }
+    out["gold_agreement"] = pairs ? Json(double(agree) / double(pairs)) : Json(nullptr);
+    out["gold_pairs"] = pairs;
+  }
+  if (!rater_rankings.empty() && std::filesystem::exists(rater_rankings)) {
+    auto a = ranking_agreement(rankings, rater_rankings);
+    out["rater_agreement"] = a.pairs ? Json(a.rate()) : Json(nullptr);
+    out["rater_pairs"] = a.pairs;
+  }
+  return out;
+}
+
+void split_samples(const std::filesystem::path& samples, const Json& parts, const std::vector<std::filesystem::path>& outs,
+                   const std::string& where) {
+  RLHF_CHECK(parts.is_array() && parts.size() == outs.size(), where, ": rank.parts must be a list");
+  std::vector<std::unique_ptr<JsonlWriter>> w;
+  for (auto& o : outs) w.push_back(std::make_unique<JsonlWriter>(o));
+  std::vector<int64_t> n(parts.size(), 0);
+  for (auto& r : read_jsonl(samples)) {
+    bool placed = false;
+    for (size_t p = 0; p < parts.size() && !placed; ++p) {
+      const Json& part = parts[p];
+      bool match = true;
+      if (part.contains("where")) {
+        for (auto& [field, values] : part["where"].items()) {
+          const Json& v = r.value.contains(field) ? r.value[field] : Json(nullptr);
+          bool any = false;
+          for (auto& x : values) any = any || x == v;
+          match = match && any;
+        }
+      }
+      if (match) {
+        w[p]->write(r.value);
+        ++n[p];
+        placed = true;
+      }
+    }
+    RLHF_CHECK(placed, where, ": ", r.where(), " matches no part of rank.parts; give the last part no \"where\" to take the rest");
+  }
+  for (size_t p = 0; p < parts.size(); ++p) {
+    RLHF_CHECK(n[p] > 0, where, ": rank.parts[", p, "] receives no samples; check its \"where\"");
+    w[p]->commit();
+  }
+}
+
+}  // namespace rlhf
