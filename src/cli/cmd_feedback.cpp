@@ -175,7 +175,8 @@ void run_judge(JudgeCli& a, const Json& resolved) {
           else ++ties;
         }
       auto s = bradley_terry_fit(p);
-      // Best first; identical responses share a rank (a tie).
+      // Best first; identical responses sit together (they have the same strength), and the readers of
+      // rankings count identical responses as tied, so the list stays flat.
       std::vector<int> order(static_cast<size_t>(K));
       for (int x = 0; x < K; ++x) order[size_t(x)] = x;
       std::stable_sort(order.begin(), order.end(), [&](int u, int v) { return s[size_t(u)] > s[size_t(v)]; });
@@ -183,14 +184,11 @@ void run_judge(JudgeCli& a, const Json& resolved) {
       std::vector<bool> used(static_cast<size_t>(K), false);
       for (int u : order) {
         if (used[size_t(u)]) continue;
-        Json group = Json::array({u});
-        used[size_t(u)] = true;
         for (int v : order)
           if (!used[size_t(v)] && resp[size_t(v)] == resp[size_t(u)]) {
-            group.push_back(v);
+            ranking.push_back(v);
             used[size_t(v)] = true;
           }
-        ranking.push_back(group.size() == 1 ? group[0] : group);
       }
       Json line = fb_slim(j, a.prompts_as_chat);
       line["responses"] = resp;  // as compared: trimmed of the space after the assistant header
