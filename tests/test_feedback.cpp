@@ -176,7 +176,8 @@ TEST(JudgeCli, LabelsPairsAndSamplesWithBothOrders) {
   ASSERT_EQ(rk.size(), 1u);
   const Json& j = rk[0].value;
   EXPECT_EQ(j["family"], "x");
-  EXPECT_EQ(j["ai_comparisons"].size(), 5u);  // 6 pairs, one of them identical
+  EXPECT_EQ(j["comparisons"].size(), 5u);  // 6 pairs, one of them identical
+  EXPECT_EQ(j["comparisons"][0].size(), 3u);  // [i, j, P(i better)]
   ASSERT_EQ(j["ranking"].size(), 4u);  // flat, best first; the identical 0 and 2 next to each other
   std::vector<int> order = j["ranking"].get<std::vector<int>>();
   auto at = [&](int x) { return std::find(order.begin(), order.end(), x) - order.begin(); };

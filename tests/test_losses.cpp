@@ -70,6 +70,12 @@ TEST(Losses, DpoHandComputed) {
   EXPECT_NEAR(dpo_loss(DpoLoss::Ipo, p, t(-1), t(-3), t(-2), t(-3)).item<double>(), 0.0, 1e-12);  // (1 - 1/(2*0.5))^2
   p.simpo_gamma = 0.25;
   EXPECT_NEAR(dpo_loss(DpoLoss::Simpo, p, t(-1), t(-3), t(0), t(0)).item<double>(), std::log1p(std::exp(-0.75)), 1e-12);
+  // Soft labels per pair (a judge's probabilities): -q log s(b x) - (1 - q) log s(-b x); NaN = hard.
+  auto two = [](double a, double b) { return torch::tensor({a, b}, torch::kDouble); };
+  auto soft = dpo_loss(DpoLoss::Sigmoid, p, two(-1, -1), two(-3, -3), two(-2, -2), two(-3, -3),
+                       torch::tensor({0.7f, std::nanf("")}));
+  EXPECT_NEAR(soft[0].item<double>(), 0.7 * std::log1p(std::exp(-0.5)) + 0.3 * std::log1p(std::exp(0.5)), 1e-6);
+  EXPECT_NEAR(soft[1].item<double>(), std::log1p(std::exp(-0.5)), 1e-6);
 }
 
 TEST(Losses, BradleyTerryMatchesReference) {

@@ -89,6 +89,24 @@ TEST_F(PreferenceTest, RankingsAndSoftLabels) {
   EXPECT_FLOAT_EQ(ex[2].pairs[0].p_better, 0.8f);
 }
 
+// rlhf judge's records: "comparisons" [[i, j, P(i better)]] are the pairs (soft labels), not the ranking.
+TEST_F(PreferenceTest, JudgeComparisonsAreSoftLabelledPairs) {
+  auto ex = parse(R"({"prompt": "Q", "responses": [" a", " b", " c"], "ranking": [0, 1, 2],)"
+                  R"( "comparisons": [[0, 1, 0.7], [0, 2, 0.25], [1, 2, 0.5]]})" "\n");
+  ASSERT_EQ(ex.size(), 1u);
+  ASSERT_EQ(ex[0].pairs.size(), 3u);
+  EXPECT_EQ(ex[0].pairs[0].better, 0);
+  EXPECT_FLOAT_EQ(ex[0].pairs[0].p_better, 0.7f);
+  EXPECT_EQ(ex[0].pairs[1].better, 2);  // p < 0.5: the other one is better
+  EXPECT_FLOAT_EQ(ex[0].pairs[1].p_better, 0.75f);
+  EXPECT_FLOAT_EQ(ex[0].pairs[2].p_better, 0.5f);
+  EXPECT_EQ(ex[0].ranked_pairs, 3);
+  test::expect_error([&] { parse(R"({"prompt": "Q", "responses": [" a", " b"], "comparisons": [[0, 5, 0.7]]})" "\n"); },
+                     {"p.jsonl:1", "comparison [0, 5]"});
+  test::expect_error([&] { parse(R"({"prompt": "Q", "responses": [" a", " b"], "comparisons": [[0, 1, 1.5]]})" "\n"); },
+                     {"1.5", "[0, 1]"});
+}
+
 TEST_F(PreferenceTest, BadRecordsAreReportedWithFileAndLine) {
   auto bad = [&](const std::string& line, std::initializer_list<std::string> parts) {
     write_text_file(tmp / "bad.jsonl", R"({"prompt": "Q", "chosen": " a", "rejected": " b"})" "\n" + line + "\n");

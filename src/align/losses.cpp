@@ -45,7 +45,7 @@ bool dpo_loss_length_normalised(DpoLoss l) { return l == DpoLoss::Ipo || l == Dp
 bool dpo_loss_needs_reference(DpoLoss l) { return l != DpoLoss::Simpo; }
 
 torch::Tensor dpo_loss(DpoLoss kind, const DpoParams& p, const torch::Tensor& pc, const torch::Tensor& pr,
-                       const torch::Tensor& rc, const torch::Tensor& rr) {
+                       const torch::Tensor& rc, const torch::Tensor& rr, const torch::Tensor& p_better) {
   const double b = p.beta, ls = p.label_smoothing;
   RLHF_CHECK(b > 0, "beta must be > 0");
   RLHF_CHECK(ls >= 0 && ls < 0.5, "label smoothing must be in [0, 0.5)");
@@ -55,8 +55,14 @@ torch::Tensor dpo_loss(DpoLoss kind, const DpoParams& p, const torch::Tensor& pc
   }
   auto logits = (pc - pr) - (rc - rr);  // policy log-ratio minus reference log-ratio
   switch (kind) {
-    case DpoLoss::Sigmoid:  // DPO; conservative DPO (cDPO) when ls > 0
+    case DpoLoss::Sigmoid: {  // DPO; conservative DPO (cDPO) when ls > 0; soft labels per pair
+      if (p_better.defined()) {
+        auto q = p_better.to(logits.scalar_type());
+        q = torch::where(torch::isnan(q), torch::full_like(q, 1 - ls), q);
+        return -F::logsigmoid(b * logits) * q - F::logsigmoid(-b * logits) * (1 - q);
+      }
       return -F::logsigmoid(b * logits) * (1 - ls) - F::logsigmoid(-b * logits) * ls;
+    }
     case DpoLoss::Robust:  // unbiased under label noise rate ls (Chowdhury et al. 2024)
       return (-F::logsigmoid(b * logits) * (1 - ls) + F::logsigmoid(-b * logits) * ls) / (1 - 2 * ls);
     case DpoLoss::Hinge:  // SLiC

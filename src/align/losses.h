@@ -34,8 +34,10 @@ struct DpoParams {
 
 // Per-pair DPO-family loss. pc/pr: policy log-probs of chosen/rejected (sums, or averages for the
 // length-normalised losses), rc/rr: reference log-probs (ignored by SimPO).
+// p_better (pairs), defined: per-pair soft labels for the sigmoid loss (a pair's P(chosen better), NaN =
+// hard): -p log s(b x) - (1 - p) log s(-b x), as --label-smoothing is for every pair (cDPO).
 torch::Tensor dpo_loss(DpoLoss kind, const DpoParams& p, const torch::Tensor& pc, const torch::Tensor& pr,
-                       const torch::Tensor& rc, const torch::Tensor& rr);
+                       const torch::Tensor& rc, const torch::Tensor& rr, const torch::Tensor& p_better = {});
 
 // KTO (Ethayarajh et al.): unpaired thumbs-up / thumbs-down. logratio = policy - reference log-prob
 // of each completion, desirable = label. kl_ref: the batch's reference point z0 (detached, >= 0).

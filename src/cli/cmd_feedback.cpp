@@ -166,13 +166,17 @@ void run_judge(JudgeCli& a, const Json& resolved) {
         }
     } else {
       std::vector<std::vector<double>> p(static_cast<size_t>(K), std::vector<double>(static_cast<size_t>(K), -1.0));
-      Json comps = Json::array();
+      Json comps = Json::array(), cons = Json::array();
       for (int x = 0; x < K; ++x)
         for (int y = x + 1; y < K; ++y) {
           auto it = at.find({r, {x, y}});
           p[size_t(x)][size_t(y)] = it == at.end() ? 0.5 : res[it->second].p_first;
-          if (it != at.end()) comps.push_back(Json::array({x, y, res[it->second].p_first, res[it->second].consistent}));
-          else ++ties;
+          if (it != at.end()) {
+            comps.push_back(Json::array({x, y, res[it->second].p_first}));
+            cons.push_back(res[it->second].consistent);
+          } else {
+            ++ties;
+          }
         }
       auto s = bradley_terry_fit(p);
       // Best first; identical responses sit together (they have the same strength), and the readers of
@@ -194,7 +198,12 @@ void run_judge(JudgeCli& a, const Json& resolved) {
       line["responses"] = resp;  // as compared: trimmed of the space after the assistant header
       line["ranking"] = ranking;
       line["ai_scores"] = s;
-      line["ai_comparisons"] = comps;
+      // The soft labels themselves: rm and dpo train on these pairs (P(i better than j)) rather than on
+      // the ranking, which is for reading and for the agreement figures.
+      if (!comps.empty()) {
+        line["comparisons"] = comps;
+        line["ai_consistent"] = cons;
+      }
       line["source"] = "ai";
       w.write(line);
     }

@@ -252,10 +252,33 @@ PreferenceExample parse_record(const Json& j, const std::string& where, Builder&
                ": \"responses\" must be a list of at least two responses");
     for (size_t i = 0; i < rs.size(); ++i)
       ex.responses.push_back(b.response(p, rs[i], where + ": response " + std::to_string(i)));
-    if (o.allow_unranked && !j.contains("ranking") && !j.contains("ranks")) return ex;
+    if (o.allow_unranked && !j.contains("ranking") && !j.contains("ranks") && !j.contains("comparisons")) return ex;
     // Samples of one prompt repeat themselves, and a rater has to put the copies somewhere: a pair of
     // identical texts is a tie (as chosen == rejected teaches nothing), dropped and counted.
-    auto all = pairs_from_ranks(ranks_of(j, rs.size(), where));
+    // "comparisons": [[i, j, P(i better than j)], ...] (rlhf judge): soft-labelled pairs, which take the
+    // place of the ranking beside them.
+    std::vector<PreferencePair> all;
+    if (j.contains("comparisons")) {
+      const Json& cs = j["comparisons"];
+      RLHF_CHECK(cs.is_array(), where, ": \"comparisons\" must be a list of [i, j, p] (p = P(response i better than j))");
+      for (auto& c : cs) {
+        RLHF_CHECK(c.is_array() && c.size() >= 3 && c[0].is_number_integer() && c[1].is_number_integer() && c[2].is_number(),
+                   where, ": a comparison must be [i, j, p] with response indices i, j and p in [0, 1]");
+        int64_t x = c[0].get<int64_t>(), y = c[1].get<int64_t>();
+        double pr = c[2].get<double>();
+        RLHF_CHECK(x >= 0 && y >= 0 && x < int64_t(rs.size()) && y < int64_t(rs.size()) && x != y, where,
+                   ": comparison [", x, ", ", y, "] names responses outside 0..", rs.size() - 1);
+        RLHF_CHECK(pr >= 0 && pr <= 1, where, ": comparison probability ", pr, " is not in [0, 1]");
+        PreferencePair q;
+        q.better = int(pr >= 0.5 ? x : y);
+        q.worse = int(pr >= 0.5 ? y : x);
+        q.p_better = float(std::max(pr, 1 - pr));
+        all.push_back(q);
+      }
+      RLHF_CHECK(!all.empty(), where, ": \"comparisons\" is empty; the record implies no preference");
+    } else {
+      all = pairs_from_ranks(ranks_of(j, rs.size(), where));
+    }
     ex.ranked_pairs = int64_t(all.size());
     for (const auto& pr : all) {
       if (response_key_text(rs[size_t(pr.better)]) == response_key_text(rs[size_t(pr.worse)])) b.count_identical_pair();

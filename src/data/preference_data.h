@@ -5,7 +5,10 @@
 //     + optional "margin" (float) and "p_chosen" (soft label in [0, 1])
 //   {"prompt","responses":[...],"ranking":[...]}   best first; an entry may be a list of tied
 //                                                  indices ([2, [0, 3], 1]); or "ranks": [1, 3, 1, 2];
-//                                                  identical responses count as tied
+//                                                  identical responses count as tied; or
+//                                                  "comparisons": [[i, j, P(i better than j)], ...]
+//                                                  (rlhf judge's soft labels), which take the
+//                                                  ranking's place
 //   {"prompt","completion","label": true|false}    unpaired thumbs up/down (KTO)
 // Each prompt + response is tokenised once as a whole; prompt tokens are masked. Over-long
 // sequences keep the prompt's start (or end) and the response's start; a response cut to nothing is

@@ -51,9 +51,11 @@ OrderAgreement ranking_agreement(const std::filesystem::path& a, const std::file
     auto x = record_ranks(r.value);
     const auto& y = it->second;
     if (x.size() != y.size()) continue;
+    const Json& resp = r.value["responses"];
     for (size_t i = 0; i < x.size(); ++i)
       for (size_t j = i + 1; j < x.size(); ++j) {
         if (x[i] == x[j] || y[i] == y[j]) continue;
+        if (resp.is_array() && resp.size() == x.size() && resp[i] == resp[j]) continue;  // identical: a tie
         ++out.pairs;
         out.agree += (x[i] < x[j]) == (y[i] < y[j]);
       }

@@ -15,7 +15,7 @@ namespace rlhf {
 std::vector<int> record_ranks(const Json& record);
 
 // Over prompts present in both files (matched by prompt and responses): the share of response pairs
-// that both order strictly on which they agree.
+// that both order strictly (identical responses are ties) on which they agree.
 struct OrderAgreement {
   int64_t pairs = 0, agree = 0;
   double rate() const { return pairs ? double(agree) / double(pairs) : NAN; }

@@ -59,7 +59,11 @@ Losses record_losses(const DpoConfig& cfg, bool kto, DpoLoss kind, const std::ve
   auto B = B_cpu.to(dev), W = W_cpu.to(dev), own = torch::tensor(fp.owner).to(dev);
   auto pc = pol.index_select(0, B), pr = pol.index_select(0, W);
   auto rc = refd.index_select(0, B), rr = refd.index_select(0, W);
-  auto loss = dpo_loss(kind, cfg.params, pc, pr, rc, rr);
+  // Soft labels (p_chosen, a judge's comparisons) where the data has them; the sigmoid loss reads them.
+  torch::Tensor soft;
+  if (kind == DpoLoss::Sigmoid && std::any_of(fp.p_better.begin(), fp.p_better.end(), [](float v) { return !std::isnan(v); }))
+    soft = torch::tensor(fp.p_better).to(dev);
+  auto loss = dpo_loss(kind, cfg.params, pc, pr, rc, rr, soft);
   const int64_t R = int64_t(idx.size());
   auto sum = torch::zeros({R}, loss.options()).index_add(0, own, loss);
   auto cnt = pair_normalizers(data, idx, dev).to(loss.scalar_type());  // ties of identical responses count
