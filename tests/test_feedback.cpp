@@ -212,6 +212,16 @@ TEST(JudgeCli, BadInputGetsOneClearLine) {
   test::expect_cli_error(r, {"one.jsonl:1", "at least two responses"}, "one response");
   r = test::run_command(base + " --constitution " + (d / "c.json").string() + " --out " + (d / "o.jsonl").string());
   test::expect_cli_error(r, {"--pairs", "--samples"}, "no input");
+  // --few-shot FILE: examples checked as the constitution's are.
+  write_jsonl(d / "shots.jsonl", {{{"prompt", "Q"}, {"response_a", "a"}, {"response_b", "b"}}});
+  write_jsonl(d / "two.jsonl", {{{"prompt", "Hi"}, {"chosen", "Hello."}, {"rejected", "Go away."}}});
+  r = test::run_command(base + " --constitution " + (d / "c.json").string() + " --pairs " + (d / "two.jsonl").string() +
+                        " --few-shot " + (d / "shots.jsonl").string() + " --out " + (d / "o.jsonl").string());
+  test::expect_cli_error(r, {"shots.jsonl", "comparison_examples[0]", "answer"}, "few-shot example without an answer");
+  write_jsonl(d / "shots.jsonl", {{{"prompt", "Q"}, {"response_a", "a"}, {"response_b", "b"}, {"answer", "B"}}});
+  r = test::run_command(base + " --constitution " + (d / "c.json").string() + " --pairs " + (d / "two.jsonl").string() +
+                        " --few-shot " + (d / "shots.jsonl").string() + " --out " + (d / "o.jsonl").string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
   // A judge whose tokenizer is not the policy's, for direct RLAIF.
   test::make_tiny_lm(d / "p", "llama", 5, 512);
   {

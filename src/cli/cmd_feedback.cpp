@@ -1,5 +1,6 @@
 // `rlhf judge` (RL-CAI / RLAIF preference labels from a judge model's option log-probabilities) and
 // `rlhf cai revise` (SL-CAI: critique -> revision data). See src/feedback/.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,26 +25,20 @@ struct JudgeCli {
   std::string model, tokenizer, constitution, pairs, samples, out, stats, format = "ranking", few_shot_file;
   JudgeOptions o;
   bool one_order = false, no_chat = false, prompts_as_chat = false;
+  double label_temperature = 1.0;
 };
 
-// Comparison examples from a JSONL file, replacing the constitution's.
-std::vector<ComparisonExample> read_comparison_examples(const std::string& path, const Constitution& c) {
-  std::vector<ComparisonExample> out;
+// `c` with its few-shot examples of kind `key` ("comparison_examples" | "critique_examples") replaced by
+// those of a JSONL file, checked as the constitution's own are.
+Constitution with_examples_from(const Constitution& c, const char* key, const std::string& path) {
   Json arr = Json::array();
   for (auto& r : read_jsonl(path)) arr.push_back(r.value);
   RLHF_CHECK(!arr.empty(), path, ": no few-shot examples in the file");
   Json j = c.to_json();
-  j["comparison_examples"] = arr;
-  return parse_constitution(j, path).comparison_examples;
-}
-
-std::vector<CritiqueExample> read_critique_examples(const std::string& path, const Constitution& c) {
-  Json arr = Json::array();
-  for (auto& r : read_jsonl(path)) arr.push_back(r.value);
-  RLHF_CHECK(!arr.empty(), path, ": no few-shot examples in the file");
-  Json j = c.to_json();
-  j["critique_examples"] = arr;
-  return parse_constitution(j, path).critique_examples;
+  j[key] = arr;
+  Constitution out = parse_constitution(j, path);
+  out.source = c.source;
+  return out;
 }
 
 std::string fb_text_of(const Json& j, const char* key, const JsonlRecord& r) {
@@ -67,7 +62,7 @@ void run_judge(JudgeCli& a, const Json& resolved) {
   a.o.both_orders = !a.one_order;
   a.o.chat = !a.no_chat;
   Constitution c = load_constitution(a.constitution);
-  if (!a.few_shot_file.empty()) c.comparison_examples = read_comparison_examples(a.few_shot_file, c);
+  if (!a.few_shot_file.empty()) c = with_examples_from(c, "comparison_examples", a.few_shot_file);
   const std::string in = a.pairs.empty() ? a.samples : a.pairs;
   auto recs = read_jsonl(in);
   RLHF_CHECK(!recs.empty(), in, ": the file holds no records; give ", a.pairs.empty() ? "samples" : "pairs", " to judge");
@@ -115,6 +110,14 @@ void run_judge(JudgeCli& a, const Json& resolved) {
            a.o.both_orders ? "both orders" : "one order", ", ", a.o.principles, " principle(s) each", a.o.cot ? ", chain of thought" : "", ")");
   JudgeStats st;
   auto res = judge.compare(items, &st);
+  // Temperature scaling of the labels: the logit of each averaged probability divided by T (below 1
+  // sharpens an under-confident judge; p_ab and p_ba stay as measured).
+  RLHF_CHECK(a.label_temperature > 0, "--label-temperature must be > 0");
+  if (a.label_temperature != 1.0)
+    for (auto& R : res) {
+      double q = std::clamp(R.p_first, 1e-12, 1 - 1e-12);
+      R.p_first = 1.0 / (1.0 + std::exp(-std::log(q / (1 - q)) / a.label_temperature));
+    }
   // 3. write
   std::map<std::pair<size_t, std::pair<int, int>>, size_t> at;
   for (size_t k = 0; k < jobs.size(); ++k) at[{jobs[k].rec, {jobs[k].i, jobs[k].j}}] = k;
@@ -244,7 +247,7 @@ struct ReviseCli {
 
 void run_revise(ReviseCli& a, const Json& resolved) {
   Constitution c = load_constitution(a.constitution);
-  if (!a.few_shot_file.empty()) c.critique_examples = read_critique_examples(a.few_shot_file, c);
+  if (!a.few_shot_file.empty()) c = with_examples_from(c, "critique_examples", a.few_shot_file);
   auto recs = read_jsonl(a.prompts);
   RLHF_CHECK(!recs.empty(), a.prompts, ": no prompts in the file");
   std::vector<Json> prompts;
@@ -333,6 +336,10 @@ Command add_judge(CLI::App& root) {
   app->add_option("--cot-clamp", a->o.cot_clamp, "with --cot, clamp each order's probability to [x, 1 - x] (0 = off)")
       ->capture_default_str();
   app->add_option("--batch-rows", a->o.batch_rows, "sequences per forward pass")->capture_default_str();
+  app->add_option("--label-temperature", a->label_temperature,
+                  "temperature scaling of the written labels: logit(p) / T (below 1 sharpens an under-confident "
+                  "judge; p_ab / p_ba stay as measured)")
+      ->capture_default_str();
   app->add_option("--seed", a->o.seed, "seed of the principle draws")->capture_default_str();
   app->add_flag("--no-chat", a->no_chat, "plain text prompts instead of a user turn of the judge's chat template");
   app->add_flag("--prompts-as-chat", a->prompts_as_chat,

@@ -780,7 +780,7 @@ Json demo_config(const std::string& run_dir) {
          "ptx_data": "${world}/sft.jsonl", "ptx_coef": 1.0, "ptx_batch": 8},
   "dpo": {"epochs": 2, "batch_size": 16, "lr": 0.0001, "beta": 0.2, "seed": 1},
   "cai": {"rounds": 2, "max_new_tokens": 24, "data": "add", "start_rl_from": "sft", "seed": 1},
-  "rlaif": {"seed": 1, "direct": true},
+  "rlaif": {"seed": 1, "direct": true, "label_temperature": 0.3},
   "eval": {"max_new_tokens": 24, "best_of_n": 64, "best_of_n_prompts": 48, "seed": 1234}
 })JSON")
       .patch(Json::array({{{"op", "replace"}, {"path", "/run_dir"}, {"value", run_dir}}}));
