@@ -323,8 +323,9 @@ Command add_judge(CLI::App& root) {
   p->excludes(s);
   app->add_option("--out", a->out, "output JSONL")->required();
   app->add_option("--stats", a->stats, "summary JSON (default: OUT.stats.json): position consistency, accuracy, speed");
-  app->add_option("--format", a->format, "with --samples: ranking (a Bradley-Terry fit of the pairwise probabilities, "
-                                         "one record per prompt) | pairs (every pair with p_chosen)")->capture_default_str();
+  app->add_option("--format", a->format, "with --samples: ranking (one record per prompt: the soft labels as "
+                                         "\"comparisons\": [[i, j, p]] and a Bradley-Terry ranking) | pairs (every pair "
+                                         "with p_chosen)")->capture_default_str();
   app->add_option("--principles", a->o.principles, "principles per comparison, drawn by weight; > 1 averages an ensemble")
       ->capture_default_str();
   app->add_option("--principle", a->o.principle_tag, "draw only principles with this tag or name (e.g. harmless)");
@@ -345,7 +346,7 @@ Command add_judge(CLI::App& root) {
   app->add_flag("--prompts-as-chat", a->prompts_as_chat,
                 "the inputs' text prompts were sampled as a user turn (rlhf generate --chat): write them as one, so that "
                 "rlhf rm / dpo render them with the chat template");
-  add_chat_template_options(app, a->o.chat_template, "judge ");
+  add_chat_template_options(app, a->o.chat_template, "the judge's template");
   add_input_limit_options(app);
   return {app, [a, app] { run_judge(*a, resolved_options(app)); }};
 }

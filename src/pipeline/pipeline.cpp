@@ -634,7 +634,7 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
       ensure_directory(R.path(rd + "/rlaif"));
       fs::path ar = R.path(rd + "/rlaif/rankings.jsonl");
       Json jsec = ai;
-      for (const char* k : {"direct", "direct_rl"}) jsec.erase(k);
+      for (const char* k : {"direct", "direct_rl", "rl", "dpo"}) jsec.erase(k);
       auto jk = judge_stage(rd + "/rlaif/judge", jsec, R.path(rd + "/samples.jsonl"), ar, {sample_key});
       auto stk = ai_stats_stage(rd + "/rlaif/ai_stats", ar, source == "simulated" ? rankings : fs::path(), {jk, rank_key},
                                 R.path(rd + "/rlaif/ai_stats.json"));
@@ -650,7 +650,16 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
         a.insert(a.end(), more.begin(), more.end());
         arm_key = R.stage(rd + "/rlaif/rm", a, fs::path(arm) / "config.json", {sft_key, ask}, true);
       }
-      Json rl = R.section("rl");
+      // The arm trains with the rl and dpo sections' settings; "rlaif": {"rl": {...}, "dpo": {...}} overrides some.
+      auto overridden = [&](const char* name) {
+        Json sec = R.section(name);
+        const Json over = ai.value(name, Json::object());
+        RLHF_CHECK(over.is_object(), R.where(), ": rlaif.", name, " must be an object of ", name, " options");
+        for (auto& [k, v] : over.items()) sec[k] = v;
+        return sec;
+      };
+      Json rl = overridden("rl");
+      const Json dpo_sec = overridden("dpo");
       const std::string algo = rl.value("algo", std::string("ppo"));
       rl.erase("algo");
       rl.erase("init");
@@ -663,9 +672,9 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
       if (do_dpo) {
         std::string out = R.path(rd + "/rlaif_dpo").string();
         auto a = with_template({"dpo", "--model", sft, "--data", atr.string(), "--out", out});
-        auto more = R.options(R.section("dpo"), {"model", "data", "out"}, "dpo");
+        auto more = R.options(dpo_sec, {"model", "data", "out"}, "rlaif.dpo");
         a.insert(a.end(), more.begin(), more.end());
-        R.stage(rd + "/rlaif_dpo", a, product(out, R.section("dpo")), {sft_key, ask}, true);
+        R.stage(rd + "/rlaif_dpo", a, product(out, dpo_sec), {sft_key, ask}, true);
         extra_policies.push_back({"rlaif-dpo", out});
       }
       if (ai.value("direct", false)) {
