@@ -183,6 +183,25 @@ TEST(JudgeCli, LabelsPairsAndSamplesWithBothOrders) {
   auto at = [&](int x) { return std::find(order.begin(), order.end(), x) - order.begin(); };
   EXPECT_EQ(std::abs(at(0) - at(2)), 1) << j.dump();
   EXPECT_NEAR(j["ai_scores"][0].get<double>(), j["ai_scores"][2].get<double>(), 1e-9);
+  // Chain of thought: a rationale per order, each order's probability clamped to [0.4, 0.6]; one order only.
+  r = test::run_command(bin + " --pairs " + (d / "pairs.jsonl").string() + " --out " + (d / "cot.jsonl").string() +
+                        " --cot --cot-max-new-tokens 4");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (auto& rec : read_jsonl(d / "cot.jsonl")) {
+    const Json& jj = rec.value["judge"];
+    ASSERT_EQ(jj["rationales"].size(), 2u) << jj.dump();
+    for (const char* k : {"p_ab", "p_ba"}) {
+      EXPECT_GE(jj[k][0].get<double>(), 0.4 - 1e-12) << jj.dump();
+      EXPECT_LE(jj[k][0].get<double>(), 0.6 + 1e-12) << jj.dump();
+    }
+  }
+  r = test::run_command(bin + " --pairs " + (d / "pairs.jsonl").string() + " --out " + (d / "one.jsonl").string() + " --one-order");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (auto& rec : read_jsonl(d / "one.jsonl")) {
+    EXPECT_FALSE(rec.value["judge"].contains("p_ba"));
+    EXPECT_DOUBLE_EQ(rec.value["judge"]["p_first"].get<double>(), rec.value["judge"]["p_ab"][0].get<double>());
+  }
+  EXPECT_TRUE(read_json_file(d / "one.jsonl.stats.json")["position_consistency"].is_null());
   Json st2 = read_json_file(d / "rank.jsonl.stats.json");
   EXPECT_EQ(st2["sequences"], 5 * 2 * 2);  // pairs x principles x orders
   // rm reads the rankings.
