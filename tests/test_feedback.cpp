@@ -146,13 +146,18 @@ TEST(JudgeCli, LabelsPairsAndSamplesWithBothOrders) {
   test::make_tiny_lm(d / "m", "llama", 4, 512);
   write_json_atomic(d / "c.json", tiny_constitution());
   write_jsonl(d / "pairs.jsonl", {{{"prompt", "What is 2 plus 2?"}, {"chosen", "4."}, {"rejected", "5."}},
-                                  {{"prompt", "What is 1 plus 2?"}, {"response_a", "3."}, {"response_b", "The fox."}}});
+                                  {{"prompt", "What is 1 plus 2?"}, {"response_a", "3."}, {"response_b", "The fox."}},
+                                  // TRL's conversational form
+                                  {{"prompt", {{{"role", "user"}, {"content", "What is 3 plus 3?"}}}},
+                                   {"chosen", {{{"role", "assistant"}, {"content", "6."}}}},
+                                   {"rejected", {{{"role", "assistant"}, {"content", "7."}}}}}});
   const std::string bin = test::rlhf_bin() + " --threads 1 judge --model " + (d / "m").string() + " --constitution " +
                           (d / "c.json").string() + " --chat-template plain";
   auto r = test::run_command(bin + " --pairs " + (d / "pairs.jsonl").string() + " --out " + (d / "out.jsonl").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto out = read_jsonl(d / "out.jsonl");
-  ASSERT_EQ(out.size(), 2u);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_TRUE(out[2].value["chosen"] == "6." || out[2].value["chosen"] == "7.") << out[2].value.dump();
   for (auto& rec : out) {
     const Json& j = rec.value;
     double p = j["p_chosen"].get<double>(), pf = j["judge"]["p_first"].get<double>();
@@ -163,7 +168,7 @@ TEST(JudgeCli, LabelsPairsAndSamplesWithBothOrders) {
   EXPECT_TRUE(out[0].value.contains("agrees_with_input"));
   EXPECT_FALSE(out[1].value.contains("agrees_with_input"));
   Json st = read_json_file(d / "out.jsonl.stats.json");
-  EXPECT_EQ(st["comparisons"], 2);
+  EXPECT_EQ(st["comparisons"], 3);
   EXPECT_TRUE(st["position_consistency"].is_number());
   EXPECT_TRUE(st["accuracy_vs_input"].is_number());
   EXPECT_GT(st["prefix_tokens"].get<int64_t>(), 3);  // the system text and the few-shot example

@@ -41,9 +41,17 @@ Constitution with_examples_from(const Constitution& c, const char* key, const st
   return out;
 }
 
+// A response field: text, or (TRL's conversational form) a list of messages whose last assistant turn
+// is the response.
 std::string fb_text_of(const Json& j, const char* key, const JsonlRecord& r) {
-  RLHF_CHECK(j.contains(key) && j[key].is_string(), r.where(), ": \"", key, "\" must be a string");
-  return j[key].get<std::string>();
+  RLHF_CHECK(j.contains(key), r.where(), ": missing \"", key, "\"");
+  const Json& v = j[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array())
+    for (auto it = v.rbegin(); it != v.rend(); ++it)
+      if (it->is_object() && it->value("role", "") == "assistant" && it->contains("content") && (*it)["content"].is_string())
+        return (*it)["content"].get<std::string>();
+  RLHF_FAIL(r.where(), ": \"", key, "\" must be a string or a list of messages ending in an assistant turn");
 }
 
 // The record as written out: without the sampler's token-level fields; with `as_chat` a text prompt becomes
