@@ -101,7 +101,7 @@ void run_judge(JudgeCli& a, const Json& resolved) {
       responses[r] = sample_responses(recs[r]);
       RLHF_CHECK(responses[r].size() >= 2, recs[r].where(), ": a samples record needs at least two responses to compare");
     }
-    judge_prompt_text(j["prompt"]);  // a prompt the judge can read, or an error naming nothing yet
+    prompt_user_text(j["prompt"], recs[r].where());  // a prompt the judge can read, checked before any work
     for (int x = 0; x < int(responses[r].size()); ++x)
       for (int y = x + 1; y < int(responses[r].size()); ++y) {
         if (responses[r][size_t(x)] == responses[r][size_t(y)]) continue;  // identical: a tie, nothing to ask

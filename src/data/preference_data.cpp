@@ -172,7 +172,9 @@ class Builder {
   LazyChatTemplate chat_;
 };
 
-std::vector<int> ranks_of(const Json& j, size_t k, const std::string& where) {
+}  // namespace preference_detail
+
+std::vector<int> record_ranks(const Json& j, size_t k, const std::string& where) {
   std::vector<int> ranks(k, -1);
   if (j.contains("ranks")) {
     auto r = j["ranks"];
@@ -203,6 +205,8 @@ std::vector<int> ranks_of(const Json& j, size_t k, const std::string& where) {
   for (size_t i = 0; i < k; ++i) RLHF_CHECK(ranks[i] >= 0, where, ": response ", i, " is not in \"ranking\"");
   return ranks;
 }
+
+namespace preference_detail {
 
 PreferenceExample parse_record(const Json& j, const std::string& where, Builder& b, const PreferenceDataOptions& o) {
   PreferenceExample ex;
@@ -277,7 +281,7 @@ PreferenceExample parse_record(const Json& j, const std::string& where, Builder&
       }
       RLHF_CHECK(!all.empty(), where, ": \"comparisons\" is empty; the record implies no preference");
     } else {
-      all = pairs_from_ranks(ranks_of(j, rs.size(), where));
+      all = pairs_from_ranks(record_ranks(j, rs.size(), where));
     }
     ex.ranked_pairs = int64_t(all.size());
     for (const auto& pr : all) {

@@ -106,6 +106,10 @@ FlatPairs flatten_pairs(const std::vector<PreferenceExample>& data, const std::v
 torch::Tensor pair_normalizers(const std::vector<PreferenceExample>& data, const std::vector<int64_t>& idx,
                                torch::Device device);
 
+// The ranks (0 = best, equal = tie) of a record's `k` responses from its "ranking" (best first, ties
+// nested) or "ranks"; errors name `where` and the entry that is wrong.
+std::vector<int> record_ranks(const Json& record, size_t k, const std::string& where);
+
 // The pairs a ranking implies: every (i, j) with i ranked strictly above j; `ranks[i]` is the rank of
 // response i (smaller is better, equal = tie).
 std::vector<PreferencePair> pairs_from_ranks(const std::vector<int>& ranks);

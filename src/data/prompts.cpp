@@ -76,4 +76,12 @@ std::vector<std::string> sample_responses(const JsonlRecord& r) {
   return out;
 }
 
+std::string prompt_user_text(const Json& prompt, const std::string& where) {
+  if (prompt.is_string()) return prompt.get<std::string>();
+  RLHF_CHECK(prompt.is_array(), where, ": \"prompt\" must be text or a list of messages");
+  for (auto it = prompt.rbegin(); it != prompt.rend(); ++it)
+    if (it->is_object() && it->value("role", "") == "user" && (*it)["content"].is_string())
+      return (*it)["content"].get<std::string>();
+  RLHF_FAIL(where, ": the prompt has no user message");
+}
 }  // namespace rlhf

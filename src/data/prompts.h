@@ -33,6 +33,10 @@ std::vector<PromptRecord> load_prompts(const std::string& path, const Tokenizer&
 std::vector<PromptRecord> parse_prompts(const std::vector<JsonlRecord>& records, const Tokenizer& tok,
                                         const PromptOptions& o);
 
+// The user text a rater or a judge reads from a prompt field: the text itself, or the last user
+// message (errors name `where`).
+std::string prompt_user_text(const Json& prompt, const std::string& where);
+
 // The responses of a samples record (rlhf generate's "responses", or one "response"), trimmed of the
 // space that follows the assistant header; errors name the record.
 std::vector<std::string> sample_responses(const JsonlRecord& r);

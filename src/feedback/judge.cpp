@@ -6,17 +6,13 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "data/prompts.h"
 #include "generate/generator.h"
 #include "model/lora.h"
 
 namespace rlhf {
 
 namespace {
-
-std::string fb_trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\n\r"), b = s.find_last_not_of(" \t\n\r");
-  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-}
 
 double fb_log_sum_exp(const std::vector<double>& v) {
   double m = *std::max_element(v.begin(), v.end());
@@ -26,15 +22,6 @@ double fb_log_sum_exp(const std::vector<double>& v) {
 }
 
 }  // namespace
-
-std::string judge_prompt_text(const Json& prompt) {
-  if (prompt.is_string()) return prompt.get<std::string>();
-  RLHF_CHECK(prompt.is_array(), "a judge prompt must be text or a list of messages");
-  for (auto it = prompt.rbegin(); it != prompt.rend(); ++it)
-    if (it->is_object() && it->value("role", "") == "user" && it->contains("content") && (*it)["content"].is_string())
-      return (*it)["content"].get<std::string>();
-  RLHF_FAIL("a judge prompt has no user message with text content");
-}
 
 JudgeModel load_judge(const std::string& dir, const std::string& tokenizer, const JudgeOptions& o) {
   JudgeModel m;
@@ -46,6 +33,26 @@ JudgeModel load_judge(const std::string& dir, const std::string& tokenizer, cons
   if (o.chat) m.chat.emplace(ChatTemplate::for_tokenizer(*m.tok, o.chat_template));
   m.model->eval();
   return m;
+}
+
+std::string feedback_trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\n\r"), b = s.find_last_not_of(" \t\n\r");
+  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+}
+
+GenerateParams feedback_generate_params(const JudgeModel& m, int64_t max_new_tokens, int64_t batch_rows,
+                                        double temperature) {
+  GenerateParams p;
+  p.max_new_tokens = max_new_tokens;
+  p.sampling.temperature = temperature;
+  p.batch_rows = batch_rows;
+  p.eos_ids = stop_token_ids(*m.tok, m.model->config());
+  p.pad_id = m.tok->pad_id() >= 0 ? m.tok->pad_id() : 0;
+  p.vocab_limit = m.tok->vocab_size();
+  auto tok = m.tok;
+  p.decode = [tok](const std::vector<int64_t>& v) { return tok->decode(v, /*skip_special_tokens=*/true); };
+  p.share_prefix = true;  // few-shot turns and instructions are the same for every row
+  return p;
 }
 
 // ---- option log-probs with a shared prefix ------------------------------------------------------------
@@ -91,8 +98,7 @@ std::vector<std::vector<double>> option_logprobs(TransformerImpl& model, const s
     auto ids = torch::tensor(std::vector<int64_t>(prompts[0].begin(), prompts[0].begin() + long(P)), opt_long).unsqueeze(0).to(dev);
     ForwardArgs a;
     a.cache = &base;
-    model.hidden(ids, a);
-    base.len = int64_t(P);
+    model.hidden(ids, a);  // advances base.len to P
   }
   if (stats) stats->prefix_tokens += int64_t(P);
   // 3. work items: (prompt, option) rows, or one row per prompt when every option is one token
@@ -215,7 +221,7 @@ std::string AiJudge::render(const std::vector<std::pair<std::string, std::string
     if (!c_.judge.system.empty()) msgs.push_back({ChatRole::system, c_.judge.system});
     for (auto& [u, a] : shots) {
       msgs.push_back({ChatRole::user, u});
-      msgs.push_back({ChatRole::assistant, fb_trim(a)});
+      msgs.push_back({ChatRole::assistant, feedback_trim(a)});
     }
     msgs.push_back({ChatRole::user, user});
     return m_.chat->render(msgs, /*add_generation_prompt=*/true, c_.source + ": judge prompt").text + answer_prefix;
@@ -226,7 +232,7 @@ std::string AiJudge::render(const std::vector<std::pair<std::string, std::string
 }
 
 std::string AiJudge::comparison_text(const Json& prompt, const std::string& a, const std::string& b, size_t principle) const {
-  std::string user = fill_template(c_.judge.comparison_template, {{"prompt", judge_prompt_text(prompt)},
+  std::string user = fill_template(c_.judge.comparison_template, {{"prompt", prompt_user_text(prompt, "a judge prompt")},
                                                                    {"response_a", a},
                                                                    {"response_b", b},
                                                                    {"question", c_.principles[principle].comparison}});
@@ -234,7 +240,7 @@ std::string AiJudge::comparison_text(const Json& prompt, const std::string& a, c
 }
 
 std::string AiJudge::score_text(const Json& prompt, const std::string& response) const {
-  std::string user = fill_template(c_.judge.score_template, {{"prompt", judge_prompt_text(prompt)},
+  std::string user = fill_template(c_.judge.score_template, {{"prompt", prompt_user_text(prompt, "a judge prompt")},
                                                               {"response", response},
                                                               {"question", c_.judge.score_question}});
   return render({}, user, c_.judge.score_answer_prefix);
@@ -243,16 +249,7 @@ std::string AiJudge::score_text(const Json& prompt, const std::string& response)
 std::vector<std::string> AiJudge::rationales(const std::vector<std::string>& texts) {
   std::vector<std::vector<int64_t>> ids;
   for (auto& t : texts) ids.push_back(encode(t));
-  GenerateParams p;
-  p.max_new_tokens = o_.cot_max_new_tokens;
-  p.sampling.temperature = 0;
-  p.batch_rows = o_.batch_rows;
-  p.eos_ids = stop_token_ids(*m_.tok, m_.model->config());
-  p.pad_id = m_.tok->pad_id() >= 0 ? m_.tok->pad_id() : 0;
-  p.vocab_limit = m_.tok->vocab_size();
-  p.decode = [this](const std::vector<int64_t>& v) { return m_.tok->decode(v, true); };
-  p.share_prefix = true;
-  auto g = generate(*m_.model, ids, p);
+  auto g = generate(*m_.model, ids, feedback_generate_params(m_, o_.cot_max_new_tokens, o_.batch_rows));
   std::vector<std::string> out;
   for (auto& r : g) out.push_back(r[0].text);
   return out;

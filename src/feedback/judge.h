@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "feedback/constitution.h"
+#include "generate/generator.h"
 #include "io/json.h"
 #include "model/transformer.h"
 #include "tokenizer/chat_template.h"
@@ -45,6 +46,12 @@ struct JudgeModel {
   std::string dir;
 };
 JudgeModel load_judge(const std::string& dir, const std::string& tokenizer, const JudgeOptions& o);
+// `s` without the spaces, tabs and newlines around it (generated turns, few-shot answers).
+std::string feedback_trim(const std::string& s);
+// Generation settings for the judge's (or critic's) own text: its stop tokens and padding, text decoded
+// without specials, the prefix shared by a batch's prompts prefilled once; greedy unless `temperature`.
+GenerateParams feedback_generate_params(const JudgeModel& m, int64_t max_new_tokens, int64_t batch_rows,
+                                        double temperature = 0.0);
 
 // Work statistics of a judging run.
 struct JudgeStats {
@@ -103,9 +110,6 @@ class AiJudge {
   std::vector<std::vector<int64_t>> option_ids_, score_ids_;
   std::vector<std::pair<std::string, std::string>> shots_;
 };
-
-// The text a judge reads for a prompt field: a string as it is; for messages, the last user turn.
-std::string judge_prompt_text(const Json& prompt);
 
 // Bradley-Terry strengths of K items from pairwise probabilities p[i][j] = P(i beats j) (fill one of
 // p[i][j], p[j][i] per pair, the other < 0: it is 1 - p[i][j]): the maximiser of sum p log s(si - sj) +

@@ -8,12 +8,6 @@
 
 namespace rlhf {
 
-namespace {
-std::string rv_trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\n\r"), b = s.find_last_not_of(" \t\n\r");
-  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-}
-}  // namespace
 
 Json RevisionTranscript::to_json() const {
   Json rs = Json::array();
@@ -61,15 +55,7 @@ std::vector<RevisionTranscript> cai_revise(JudgeModel& m, const Constitution& c,
     for (size_t i = 0; i < c.principles.size(); ++i) pool.push_back(i);
   else
     pool = c.with_tag(o.principle_tag);
-  GenerateParams gp;
-  gp.max_new_tokens = o.max_new_tokens;
-  gp.sampling.temperature = o.temperature;
-  gp.batch_rows = o.batch_rows;
-  gp.eos_ids = stop_token_ids(*m.tok, m.model->config());
-  gp.pad_id = m.tok->pad_id() >= 0 ? m.tok->pad_id() : 0;
-  gp.vocab_limit = m.tok->vocab_size();
-  gp.decode = [&m](const std::vector<int64_t>& v) { return m.tok->decode(v, true); };
-  gp.share_prefix = true;  // the few-shot examples (and the prompt) are the same for every row
+  GenerateParams gp = feedback_generate_params(m, o.max_new_tokens, o.batch_rows, o.temperature);
   int64_t step = 0;
   auto run = [&](const std::vector<std::vector<ChatMessage>>& convs, const char* what) {
     std::vector<std::vector<int64_t>> ids;
@@ -90,7 +76,7 @@ std::vector<RevisionTranscript> cai_revise(JudgeModel& m, const Constitution& c,
       stats->sequences += int64_t(convs.size());
     }
     std::vector<std::string> out;
-    for (auto& r : g) out.push_back(rv_trim(r[0].text));
+    for (auto& r : g) out.push_back(feedback_trim(r[0].text));
     return out;
   };
   std::vector<RevisionTranscript> ts(records.size());

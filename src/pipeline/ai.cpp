@@ -4,34 +4,12 @@
 #include <map>
 
 #include "core/error.h"
+#include "data/preference_data.h"
 #include "data/prompts.h"
 #include "io/jsonl.h"
 #include "world/world.h"
 
 namespace rlhf {
-
-std::vector<int> record_ranks(const Json& rec) {
-  std::vector<int> ranks;
-  if (rec.contains("ranks") && rec["ranks"].is_array()) {
-    for (auto& v : rec["ranks"]) ranks.push_back(v.get<int>());
-    return ranks;
-  }
-  if (!rec.contains("ranking") || !rec["ranking"].is_array()) return ranks;
-  size_t K = 0;
-  for (auto& e : rec["ranking"]) K += e.is_array() ? e.size() : 1;
-  ranks.assign(K, -1);
-  int pos = 0;
-  for (auto& e : rec["ranking"]) {
-    if (e.is_array()) {
-      for (auto& x : e)
-        if (x.get<size_t>() < K) ranks[x.get<size_t>()] = pos;
-    } else if (e.get<size_t>() < K) {
-      ranks[e.get<size_t>()] = pos;
-    }
-    ++pos;
-  }
-  return ranks;
-}
 
 namespace {
 std::string ai_key_of(const Json& rec) {
@@ -42,13 +20,16 @@ std::string ai_key_of(const Json& rec) {
 }  // namespace
 
 OrderAgreement ranking_agreement(const std::filesystem::path& a, const std::filesystem::path& b) {
+  auto ranks = [](const JsonlRecord& r) {
+    return record_ranks(r.value, r.value.contains("responses") ? r.value["responses"].size() : 0, r.where());
+  };
   std::map<std::string, std::vector<int>> other;
-  for (auto& r : read_jsonl(b)) other[ai_key_of(r.value)] = record_ranks(r.value);
+  for (auto& r : read_jsonl(b)) other[ai_key_of(r.value)] = ranks(r);
   OrderAgreement out;
   for (auto& r : read_jsonl(a)) {
     auto it = other.find(ai_key_of(r.value));
     if (it == other.end()) continue;
-    auto x = record_ranks(r.value);
+    auto x = ranks(r);
     const auto& y = it->second;
     if (x.size() != y.size()) continue;
     const Json& resp = r.value["responses"];
@@ -76,9 +57,8 @@ Json ai_label_stats(const std::filesystem::path& rankings, const std::filesystem
     World w = World::load(world_json);
     int64_t pairs = 0, agree = 0;
     for (auto& r : read_jsonl(rankings)) {
-      auto ranks = record_ranks(r.value);
       auto resp = sample_responses(r);
-      if (ranks.size() != resp.size()) continue;
+      auto ranks = record_ranks(r.value, resp.size(), r.where());
       const std::string prompt = prompt_user_text(r.value["prompt"], r.where());
       std::vector<double> g;
       for (auto& x : resp) g.push_back(w.rate(prompt, x).score);

@@ -10,10 +10,6 @@
 
 namespace rlhf {
 
-// Ranks (0 = best, equal = tie) of a rankings record's responses: "ranking" (best first, ties nested)
-// or "ranks"; empty when the record has neither.
-std::vector<int> record_ranks(const Json& record);
-
 // Over prompts present in both files (matched by prompt and responses): the share of response pairs
 // that both order strictly (identical responses are ties) on which they agree.
 struct OrderAgreement {

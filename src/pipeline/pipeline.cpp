@@ -367,6 +367,10 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
     }
     return !base.empty() ? base : sft;
   };
+  // Where `rlhf judge --out RANKINGS` puts its summary (read back by the AI-statistics stage).
+  auto judge_summary = [](const fs::path& rankings) {
+    return rankings.parent_path() / (rankings.stem().string() + "_judge.json");
+  };
   // `rlhf judge` over a samples file: rankings from a Bradley-Terry fit of the judge's pairwise probabilities.
   auto judge_stage = [&](const std::string& name, const Json& sec, const fs::path& samples, const fs::path& out,
                          const std::vector<std::string>& deps) {
@@ -375,7 +379,7 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
     RLHF_CHECK(!opts.contains("format"), R.where(), ": ", name, ".format: the pipeline needs rankings (one record per prompt)");
     std::vector<std::string> a = {"judge", "--model", judge_of(sec, name), "--constitution", constitution_of(sec, name),
                                   "--samples", samples.string(), "--out", out.string(), "--stats",
-                                  (out.parent_path() / (out.stem().string() + "_judge.json")).string(),
+                                  judge_summary(out).string(),
                                   "--prompts-as-chat"};  // the pipeline samples with --chat
     auto more = R.options(opts, {"model", "samples", "out", "stats", "pairs", "tokenizer"}, name);
     a.insert(a.end(), more.begin(), more.end());
@@ -385,7 +389,7 @@ Json run_pipeline(const Json& config, const PipelineOptions& opts) {
   auto ai_stats_stage = [&](const std::string& name, const fs::path& rankings, const fs::path& raters,
                             const std::vector<std::string>& deps, const fs::path& out) {
     return R.stage(name, {}, out, deps, false, [&, rankings, raters, out] {
-      write_json_atomic(out, ai_label_stats(rankings, rankings.parent_path() / (rankings.stem().string() + "_judge.json"),
+      write_json_atomic(out, ai_label_stats(rankings, judge_summary(rankings),
                                             have_world ? R.path("world/world.json").string() : "", raters));
     });
   };

@@ -1,5 +1,7 @@
 #include "world/world.h"
 
+#include "feedback/constitution.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -287,14 +289,6 @@ Json GoldSummary::to_json() const {
           {"axes", {{"helpful", num(helpful)}, {"honest", num(honest)}, {"harmless", num(harmless)}}}};
 }
 
-std::string prompt_user_text(const Json& prompt, const std::string& where) {
-  if (prompt.is_string()) return prompt.get<std::string>();
-  RLHF_CHECK(prompt.is_array(), where, ": \"prompt\" must be text or a list of messages");
-  for (auto it = prompt.rbegin(); it != prompt.rend(); ++it)
-    if (it->is_object() && it->value("role", "") == "user" && (*it)["content"].is_string())
-      return (*it)["content"].get<std::string>();
-  RLHF_FAIL(where, ": the prompt has no user message");
-}
 
 World::World(const WorldConfig& cfg) : cfg_(cfg) {
   RLHF_CHECK(cfg.style == "tiny" || cfg.style == "open", "world style \"", cfg.style,
@@ -545,13 +539,7 @@ std::vector<std::string> World::feedback_documents() const {
   std::vector<std::string> docs;
   if (cfg_.style != "tiny") return docs;
   Rng r(cfg_.seed * 31337ull + 3);
-  auto fill = [](std::string t, const std::vector<std::pair<std::string, std::string>>& vars) {
-    for (auto& [k, v] : vars) {
-      std::string key = "{" + k + "}";
-      for (size_t pos; (pos = t.find(key)) != std::string::npos;) t.replace(pos, key.size(), v);
-    }
-    return t;
-  };
+  const auto& fill = fill_template;  // as the judge fills the same templates
   // Comparisons under a principle's question, answered "Response A" or "Response B".
   for (auto& p : sample_prompts(cfg_.judge_docs, 5)) {
     std::string a = corpus_response(p, r), b = corpus_response(p, r);

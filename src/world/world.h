@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "data/prompts.h"  // prompt_user_text
 #include "io/json.h"
 
 namespace rlhf {
@@ -79,8 +80,6 @@ struct GoldSummary {
 };
 GoldSummary summarize_gold(const std::vector<GoldRating>& ratings);
 
-// The user text a rater reads from a prompt field: the text itself, or the last user message.
-std::string prompt_user_text(const Json& prompt, const std::string& where);
 
 class World {
  public:
