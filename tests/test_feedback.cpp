@@ -135,6 +135,37 @@ TEST(JudgeScoring, PrefixCachedOptionLogprobsEqualFullForwardPasses) {
   }
 }
 
+// Direct RLAIF's reward: the expected score over the score options from their probabilities (options of
+// several tokens scored as sequences), rescaled from [1, n] to [-1, 1].
+TEST(JudgeScoring, RewardIsTheRescaledExpectedScore) {
+  TempDir d;
+  test::make_tiny_lm(d.path(), "llama", 3, 512);
+  JudgeOptions o;
+  o.chat_template = "plain";
+  JudgeModel m = load_judge(d.path().string(), "", o);
+  Json cj = tiny_constitution();
+  cj["judge"]["score_options"] = {" 1", " 2", " 3 plus"};  // one of them two tokens
+  Constitution c = parse_constitution(cj, "t");
+  AiJudge judge(m, c, o);
+  std::vector<Json> prompts = {"What is 1 plus 1?", "Hello world"};
+  std::vector<std::string> resp = {"2.", "The fox."};
+  auto rw = judge.rewards(prompts, resp);
+  ASSERT_EQ(rw.size(), 2u);
+  std::vector<std::vector<int64_t>> opts;
+  for (auto& s : c.judge.score_options) opts.push_back(m.tok->encode(s, false));
+  EXPECT_EQ(opts[2].size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    auto ids = m.tok->encode(judge.score_text(prompts[i], resp[i]), false);
+    auto lp = option_logprobs(*m.model, {ids}, opts, 4, 0)[0];
+    double z = 0, e = 0;
+    for (size_t k = 0; k < 3; ++k) z += std::exp(lp[k]);
+    for (size_t k = 0; k < 3; ++k) e += std::exp(lp[k]) / z * double(k + 1);
+    EXPECT_NEAR(rw[i], 2 * (e - 1) / 2 - 1, 1e-6) << i;
+    EXPECT_GE(rw[i], -1.0);
+    EXPECT_LE(rw[i], 1.0);
+  }
+}
+
 void write_jsonl(const fs::path& p, const std::vector<Json>& rows) {
   std::string s;
   for (auto& r : rows) s += r.dump() + "\n";
@@ -167,6 +198,18 @@ TEST(JudgeCli, LabelsPairsAndSamplesWithBothOrders) {
   }
   EXPECT_TRUE(out[0].value.contains("agrees_with_input"));
   EXPECT_FALSE(out[1].value.contains("agrees_with_input"));
+  // --label-temperature T: the written p_first is sigmoid(logit(p) / T); p_ab / p_ba stay as measured.
+  r = test::run_command(bin + " --pairs " + (d / "pairs.jsonl").string() + " --out " + (d / "sharp.jsonl").string() +
+                        " --label-temperature 0.5");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto sharp = read_jsonl(d / "sharp.jsonl");
+  ASSERT_EQ(sharp.size(), out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Json &a = out[i].value["judge"], &b = sharp[i].value["judge"];
+    double p = a["p_first"].get<double>();
+    EXPECT_NEAR(b["p_first"].get<double>(), 1.0 / (1.0 + std::exp(-2.0 * std::log(p / (1 - p)))), 1e-9);
+    EXPECT_EQ(a["p_ab"], b["p_ab"]);
+  }
   Json st = read_json_file(d / "out.jsonl.stats.json");
   EXPECT_EQ(st["comparisons"], 3);
   EXPECT_TRUE(st["position_consistency"].is_number());

@@ -132,6 +132,9 @@ TEST(Pipeline, ConstitutionalAiAndRlaifArmsAreEvaluated) {
   ASSERT_EQ(r.exit_code, 0) << r.err.substr(r.err.size() > 4000 ? r.err.size() - 4000 : 0);
   EXPECT_TRUE(fs::exists(d / "run/world/constitution.json"));
   EXPECT_TRUE(fs::exists(d / "run/cai/transcripts.jsonl"));
+  // data "add" (the default): sl-cai trains on SFT's demonstrations and the revisions.
+  EXPECT_EQ(read_jsonl(d / "run/cai/sl_cai_data.jsonl").size(),
+            read_jsonl(d / "run/world/sft.jsonl").size() + read_jsonl(d / "run/cai/sft.jsonl").size());
   EXPECT_TRUE(fs::exists(d / "run/round1/rlaif/rankings.jsonl"));
   Json res = read_json_file(d / "run/eval/eval.json");
   std::vector<std::string> names;
@@ -151,6 +154,17 @@ TEST(Pipeline, ConstitutionalAiAndRlaifArmsAreEvaluated) {
   auto r2 = run_pipeline_cli(d / "config.json");
   ASSERT_EQ(r2.exit_code, 0) << r2.err;
   EXPECT_EQ(r2.err.find(": running"), std::string::npos) << r2.err;
+  // start_rl_from "sl-cai" (the default): the reward model, RL (with its KL reference) and DPO of both arms
+  // start from sl-cai (the command lines of a dry run).
+  cfg["cai"].erase("start_rl_from");
+  write_json_atomic(d / "config2.json", cfg);
+  auto r3 = run_pipeline_cli(d / "config2.json", " --dry-run");
+  ASSERT_EQ(r3.exit_code, 0) << r3.err;
+  const std::string sl = (d / "run/sl-cai").string();
+  for (const std::string stage : {"[round1/rm] rlhf rm --model " + sl, "[round1/dpo] rlhf dpo --model " + sl,
+                                  "[round1/rlaif_dpo] rlhf dpo --model " + sl})
+    EXPECT_NE(r3.out.find(stage), std::string::npos) << stage << "\n" << r3.out;
+  EXPECT_NE(r3.out.find("--ref-model " + sl), std::string::npos) << r3.out;
 }
 
 // rank.source "mix": simulated raters label some prompt families and the AI judge the others, as the
