@@ -37,7 +37,7 @@ def responses_of(rec, where):
 
 
 def prompt_text(p):
-    """judge_prompt_text: text as it is; for messages, the last user turn's content."""
+    """prompt_user_text (src/data/prompts.cpp): text as it is; for messages, the last user turn's content."""
     if isinstance(p, str):
         return p
     for m in reversed(p):
